@@ -1,0 +1,43 @@
+// Pieces every vfio-migctl command shares: exit codes, global options and
+// the single place that writes error lines.
+#ifndef VFIOMIG_CLIENT_COMMON_H_
+#define VFIOMIG_CLIENT_COMMON_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+
+namespace vfiomig::cli {
+
+// Exit codes. Scripts (libvirt hooks, control planes) branch on these, so
+// they are part of the CLI's contract and documented in --help.
+inline constexpr int kExitOk = 0;
+// vfio-migd could not be reached, did not answer in time, or failed.
+inline constexpr int kExitDaemon = 1;
+// The request itself is wrong: bad flags, unknown state/feature/device, a
+// state transition the kernel refuses.
+inline constexpr int kExitUsage = 2;
+// `plan` answered, and the answer is "this group cannot migrate". Distinct
+// from 0 so that `vfio-migctl plan ... && migrate` is safe, and from 1/2
+// because nothing went wrong in asking.
+inline constexpr int kExitNotMigratable = 3;
+
+inline constexpr std::string_view kDefaultServer =
+    "unix:/run/vfio-migd/vfio-migd.sock";
+inline constexpr std::string_view kServerEnv = "VFIO_MIGCTL_SERVER";
+
+struct GlobalOptions {
+  std::string server = std::string(kDefaultServer);
+  // Bounds both connecting and the call itself, so the CLI never hangs on a
+  // dead socket or a wedged daemon.
+  double timeout_seconds = 5.0;
+};
+
+// Writes "vfio-migctl: <message>" as one line on stderr. Embedded newlines
+// are folded so that every error stays exactly one line.
+void PrintError(absl::string_view message);
+
+}  // namespace vfiomig::cli
+
+#endif  // VFIOMIG_CLIENT_COMMON_H_

@@ -1,0 +1,85 @@
+// vfio-migctl: the operator's command line for vfio-migd.
+//
+// Wiring only: each command lives in its own file and returns an exit code
+// (see common.h); this file parses flags, dispatches, and makes sure no
+// exception ever escapes to the shell as an abort.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "client/common.h"
+#include "client/devices_command.h"
+#include "client/fsm_command.h"
+#include "client/plan_command.h"
+
+namespace vfiomig::cli {
+namespace {
+
+constexpr char kExitCodesHelp[] =
+    "Exit status:\n"
+    "  0  success (for plan: the group is migratable)\n"
+    "  1  vfio-migd unreachable, too slow (--timeout) or failed\n"
+    "  2  invalid request: bad arguments, unknown state, feature or device,\n"
+    "     or a state transition the kernel refuses\n"
+    "  3  plan only: the group is not migratable (blockers are printed)";
+
+int Main(int argc, char** argv) {
+  CLI::App app(
+      "Inspect and drive vfio-migd, the VFIO device-group live-migration "
+      "daemon.",
+      "vfio-migctl");
+  // Global flags may follow the subcommand too (`vfio-migctl devices
+  // --server ...`), which is how people add them after the fact.
+  app.fallthrough();
+  app.require_subcommand(1);
+
+  GlobalOptions global;
+  app.add_option("--server", global.server,
+                 "vfio-migd control endpoint: unix:/path, /path or "
+                 "host:port. Overrides $VFIO_MIGCTL_SERVER")
+      ->envname(std::string(kServerEnv))
+      ->capture_default_str();
+  app.add_option("--timeout", global.timeout_seconds,
+                 "Seconds to wait for vfio-migd to connect and answer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.footer(kExitCodesHelp);
+
+  FsmPathOptions fsm_options;
+  CLI::App* fsm_path = AddFsmCommand(app, &fsm_options);
+  DevicesOptions devices_options;
+  CLI::App* devices = AddDevicesCommand(app, &devices_options);
+  PlanOptions plan_options;
+  CLI::App* plan = AddPlanCommand(app, &plan_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // app.exit prints help (code 0) or the parse error; CLI11's own codes
+    // (100+) would collide with nothing useful, so every parse error is a
+    // usage error.
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (fsm_path->parsed()) return RunFsmPath(fsm_options, std::cout);
+  if (devices->parsed()) return RunDevices(devices_options, global, std::cout);
+  if (plan->parsed()) return RunPlan(plan_options, global, std::cout);
+  PrintError("no command given (try --help)");
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace vfiomig::cli
+
+int main(int argc, char** argv) {
+  try {
+    return vfiomig::cli::Main(argc, argv);
+  } catch (const std::exception& e) {
+    vfiomig::cli::PrintError(absl::StrCat("internal error: ", e.what()));
+  } catch (...) {
+    vfiomig::cli::PrintError("internal error: unknown exception");
+  }
+  return vfiomig::cli::kExitDaemon;
+}

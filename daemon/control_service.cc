@@ -1,0 +1,142 @@
+#include "daemon/control_service.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "daemon/core/planner.h"
+#include "daemon/proto_convert.h"
+#include "spdlog/spdlog.h"
+
+namespace vfiomig {
+namespace {
+
+absl::Status ValidateDeviceIds(
+    const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  if (ids.empty()) {
+    return absl::InvalidArgumentError("device_ids is empty: name the group");
+  }
+  if (static_cast<size_t>(ids.size()) > kMaxDevicesPerRequest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device_ids has ", ids.size(), " entries; at most ",
+                     kMaxDevicesPerRequest, " are accepted"));
+  }
+  absl::flat_hash_set<std::string_view> seen;
+  for (const std::string& id : ids) {
+    if (absl::Status status = ValidateDeviceId(id); !status.ok()) {
+      return status;
+    }
+    // A device cannot take two places in one group's waves.
+    if (!seen.insert(id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device '", id, "' is listed twice in device_ids"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Client mistakes are logged at info: they say nothing about the daemon's
+// health, but an operator debugging a control plane wants to see them.
+grpc::Status Reject(std::string_view method, const absl::Status& status) {
+  spdlog::info("{}: rejected: {}", method, status.ToString());
+  return ToGrpcStatus(status);
+}
+
+std::string Summarise(const GroupPlan& plan) {
+  if (plan.migratable) {
+    return absl::StrCat(
+        "migratable, ", plan.source.size(), " source waves, ",
+        plan.destination.size(), " destination waves",
+        plan.warnings.empty()
+            ? ""
+            : absl::StrCat(", warnings: ", absl::StrJoin(plan.warnings, "; ")));
+  }
+  return absl::StrCat(
+      "blocked: ", absl::StrJoin(plan.blockers, "; ",
+                                 [](std::string* out, const Blocker& blocker) {
+                                   if (blocker.device.empty()) {
+                                     absl::StrAppend(out, blocker.reason);
+                                   } else {
+                                     absl::StrAppend(out, blocker.device, ": ",
+                                                     blocker.reason);
+                                   }
+                                 }));
+}
+
+}  // namespace
+
+absl::Status ValidateDeviceId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("device id is empty");
+  if (id.size() > kMaxDeviceIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device id of ", id.size(), " bytes; at most ",
+                     kMaxDeviceIdLength, " are accepted"));
+  }
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          "device id contains a byte that is not printable ASCII");
+    }
+  }
+  return absl::OkStatus();
+}
+
+ControlService::ControlService(const Inventory* inventory)
+    : inventory_(inventory) {}
+
+grpc::Status ControlService::ListDevices(grpc::ServerContext* /*context*/,
+                                         const v1::ListDevicesRequest*,
+                                         v1::ListDevicesResponse* response) {
+  const CallScope scope(calls_in_flight_);
+  for (const std::shared_ptr<Device>& device : inventory_->devices()) {
+    DeviceSnapshotToProto(Inventory::Snapshot(*device, {}),
+                          response->add_devices());
+  }
+  spdlog::debug("ListDevices: {} devices", response->devices_size());
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::GetDevice(grpc::ServerContext* /*context*/,
+                                       const v1::GetDeviceRequest* request,
+                                       v1::Device* response) {
+  const CallScope scope(calls_in_flight_);
+  if (absl::Status status = ValidateDeviceId(request->id()); !status.ok()) {
+    return Reject("GetDevice", status);
+  }
+  absl::StatusOr<std::shared_ptr<Device>> device =
+      inventory_->Find(request->id());
+  if (!device.ok()) return Reject("GetDevice", device.status());
+  DeviceSnapshotToProto(Inventory::Snapshot(**device, {.digest = true}),
+                        response);
+  spdlog::debug("GetDevice {}: {}", request->id(),
+                response->state_name().empty() ? "state unknown"
+                                               : response->state_name());
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::PlanMigration(
+    grpc::ServerContext* context, const v1::PlanMigrationRequest* request,
+    v1::MigrationPlan* response) {
+  const CallScope scope(calls_in_flight_);
+  if (absl::Status status = ValidateDeviceIds(request->device_ids());
+      !status.ok()) {
+    return Reject("PlanMigration", status);
+  }
+  const std::vector<std::string> ids(request->device_ids().begin(),
+                                     request->device_ids().end());
+  absl::StatusOr<std::vector<PlanDevice>> devices =
+      inventory_->PlanDevices(ids);
+  if (!devices.ok()) return Reject("PlanMigration", devices.status());
+  const PlanOptions options = PlanOptionsFromProto(request->options());
+  const GroupPlan plan = vfiomig::PlanMigration(*devices, options);
+  GroupPlanToProto(plan, response);
+  spdlog::info("PlanMigration {} allow_no_p2p={} from {}: {}",
+               absl::StrJoin(ids, ","), options.allow_no_p2p,
+               context != nullptr ? context->peer() : "-", Summarise(plan));
+  return grpc::Status::OK;
+}
+
+}  // namespace vfiomig

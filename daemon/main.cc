@@ -1,0 +1,201 @@
+// vfio-migd: flags, logging, signals. Everything else lives in the library.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "daemon/control_service.h"
+#include "daemon/inventory.h"
+#include "daemon/listen_address.h"
+#include "daemon/logging.h"
+#include "daemon/server.h"
+#include "plugins/registry.h"
+#include "spdlog/spdlog.h"
+
+#ifndef VFIOMIG_VERSION
+#define VFIOMIG_VERSION "unknown"
+#endif
+
+namespace vfiomig {
+namespace {
+
+constexpr char kDefaultListen[] = "unix:/run/vfio-migd/vfio-migd.sock";
+// How long a call still in flight at SIGTERM may take to finish. Calls are
+// short (planning touches no device state), so this bounds the exit time
+// only when one hangs; idle client connections do not wait for it.
+constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
+
+struct Flags {
+  std::vector<std::string> listen = {kDefaultListen};
+  std::string backend = "vfio";
+  std::string sim_config;
+  std::vector<std::string> devices;
+  std::string log_level = "info";
+};
+
+void AddFlags(CLI::App& app, Flags& flags) {
+  app.set_version_flag("--version",
+                       std::string("vfio-migd ") + VFIOMIG_VERSION);
+  app.add_option("--listen", flags.listen,
+                 "gRPC listen target, repeatable: unix:/path, "
+                 "unix-abstract:name or host:port (TCP is unauthenticated)")
+      ->capture_default_str();
+  app.add_option("--backend", flags.backend,
+                 "Device backend. vfio (default) manages the host's real "
+                 "VFIO devices; sim simulates devices from --sim-config for "
+                 "tests and demos. The default is vfio so that a production "
+                 "host never serves simulated devices by accident.")
+      ->check(CLI::IsMember(BackendRegistry::Names()))
+      ->capture_default_str();
+  app.add_option("--sim-config", flags.sim_config,
+                 "JSON device config for --backend sim "
+                 "(e.g. deploy/sim/source.json)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--devices", flags.devices,
+                 "Manage only these device ids (comma-separated); every id "
+                 "must exist")
+      ->delimiter(',');
+  app.add_option("--log-level", flags.log_level, "Log level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+}
+
+// Settings that depend on each other, checked before anything starts.
+absl::Status CheckFlags(const Flags& flags) {
+  if (flags.backend == "sim" && flags.sim_config.empty()) {
+    return absl::InvalidArgumentError(
+        "--backend sim needs --sim-config FILE (see deploy/sim/)");
+  }
+  if (flags.backend != "sim" && !flags.sim_config.empty()) {
+    return absl::InvalidArgumentError(
+        "--sim-config is only used with --backend sim");
+  }
+  // Malformed targets fail before any device is touched.
+  for (const std::string& target : flags.listen) {
+    if (absl::Status status = ParseListenAddress(target).status();
+        !status.ok()) {
+      return status;
+    }
+  }
+  for (const std::string& id : flags.devices) {
+    if (absl::Status status = ValidateDeviceId(id); !status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--devices: ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int Run(const Flags& flags, const sigset_t& stop_signals) {
+  if (absl::Status status = CheckFlags(flags); !status.ok()) {
+    spdlog::error("{}", std::string(status.message()));
+    return 1;
+  }
+  BackendOptions options;
+  options.sim_config_path = flags.sim_config;
+  options.device_filter = flags.devices;
+  absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
+      BackendRegistry::Create(flags.backend, options);
+  if (!backend.ok()) {
+    spdlog::error("cannot start backend {}: {}", flags.backend,
+                  std::string(backend.status().message()));
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<Inventory>> inventory =
+      Inventory::Create(*std::move(backend), flags.devices);
+  if (!inventory.ok()) {
+    spdlog::error("cannot build the device inventory: {}",
+                  std::string(inventory.status().message()));
+    return 1;
+  }
+  std::vector<std::string> ids;
+  for (const std::shared_ptr<Device>& device : (*inventory)->devices()) {
+    const DeviceSnapshot snapshot =
+        Inventory::Snapshot(*device, {.stop_copy_size = false});
+    ids.push_back(snapshot.info.id);
+    spdlog::info(
+        "device {}: driver {}, features {}, state {}{}", snapshot.info.id,
+        snapshot.info.driver, snapshot.info.features.ToString(),
+        snapshot.state.ok() ? DeviceStateName(*snapshot.state) : "unknown",
+        snapshot.migratable()
+            ? ""
+            : ", not migratable: " + snapshot.not_migratable_reason());
+  }
+
+  ControlService control(inventory->get());
+  const HostedService services[] = {
+      {v1::ControlService::service_full_name(), &control}};
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(flags.listen, services);
+  if (!server.ok()) {
+    spdlog::error("{}", std::string(server.status().message()));
+    return 1;
+  }
+  for (const std::string& target : flags.listen) {
+    if (absl::StatusOr<ListenAddress> address = ParseListenAddress(target);
+        address.ok() && !address->is_local()) {
+      spdlog::warn(
+          "listening on TCP {} without authentication: anyone who reaches "
+          "it can use the control API",
+          target);
+    }
+  }
+  spdlog::info(
+      "vfio-migd {} listening on {}; backend {} manages {} devices{}{}",
+      VFIOMIG_VERSION, absl::StrJoin((*server)->endpoints(), ", "),
+      flags.backend, ids.size(), ids.empty() ? "" : ": ",
+      absl::StrJoin(ids, ","));
+
+  int signal_number = 0;
+  if (const int err = sigwait(&stop_signals, &signal_number); err != 0) {
+    spdlog::error("sigwait: {}", std::strerror(err));
+  } else {
+    spdlog::info("received SIG{}, shutting down", sigabbrev_np(signal_number));
+  }
+  (*server)->Shutdown(kShutdownGrace,
+                      [&control] { return control.calls_in_flight() > 0; });
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace vfiomig
+
+int main(int argc, char** argv) {
+  // Blocked before any thread exists (gRPC's, backends'), so every thread
+  // inherits the mask and only sigwait() below ever sees these signals.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  CLI::App app{
+      "vfio-migd: live-migrates groups of VFIO devices between hosts.\n"
+      "Serves vfiomig.v1.ControlService, grpc.health.v1.Health and server "
+      "reflection on every --listen target; SIGTERM/SIGINT stop it cleanly.",
+      "vfio-migd"};
+  vfiomig::Flags flags;
+  vfiomig::AddFlags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    absl::StatusOr<spdlog::level::level_enum> level =
+        vfiomig::ParseLogLevel(flags.log_level);
+    vfiomig::SetUpLogging(level.value_or(spdlog::level::info));
+    return vfiomig::Run(flags, stop_signals);
+  } catch (const std::exception& e) {
+    // Nothing below throws by design; this is the last line of defence
+    // against a library that does, so the failure is at least logged.
+    spdlog::critical("fatal: {}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,119 @@
+#include "daemon/stream/format.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t by value
+#include <xxhash.h>
+
+namespace vfiomig::stream {
+
+const char* SectionName(Section section) {
+  return section == Section::kPreCopy ? "PRE_COPY" : "STOP_COPY";
+}
+
+std::string FrameTypeName(uint8_t type) {
+  switch (static_cast<FrameType>(type)) {
+    case FrameType::kHeader:
+      return "HEADER";
+    case FrameType::kPreCopyData:
+      return "PRE_COPY_DATA";
+    case FrameType::kPreCopyZeros:
+      return "PRE_COPY_ZEROS";
+    case FrameType::kStopCopyData:
+      return "STOP_COPY_DATA";
+    case FrameType::kStopCopyZeros:
+      return "STOP_COPY_ZEROS";
+    case FrameType::kEnd:
+      return "END";
+  }
+  return absl::StrCat("TYPE_", type);
+}
+
+void EncodeFrameHeader(const FrameHeader& header, uint8_t* out) {
+  PutFixed<uint32_t>(out + 0, kFrameMagic);
+  PutFixed<uint64_t>(out + 4, header.checksum);
+  out[12] = header.version;
+  out[13] = header.type;
+  PutFixed<uint16_t>(out + 14, header.flags);
+  PutFixed<uint32_t>(out + 16, header.length);
+  PutFixed<uint32_t>(out + 20, header.reserved);
+  PutFixed<uint64_t>(out + 24, header.sequence);
+}
+
+FrameHeader DecodeFrameHeader(const uint8_t* in) {
+  FrameHeader header;
+  header.checksum = GetFixed<uint64_t>(in + 4);
+  header.version = in[12];
+  header.type = in[13];
+  header.flags = GetFixed<uint16_t>(in + 14);
+  header.length = GetFixed<uint32_t>(in + 16);
+  header.reserved = GetFixed<uint32_t>(in + 20);
+  header.sequence = GetFixed<uint64_t>(in + 24);
+  return header;
+}
+
+uint32_t DecodeMagic(const uint8_t* in) { return GetFixed<uint32_t>(in); }
+
+uint64_t FrameChecksum(absl::Span<const uint8_t> frame) {
+  return XXH3_64bits(frame.data() + kChecksumStart,
+                     frame.size() - kChecksumStart);
+}
+
+void SealFrame(absl::Span<uint8_t> frame, FrameType type, uint64_t sequence) {
+  FrameHeader header;
+  header.type = static_cast<uint8_t>(type);
+  header.length = static_cast<uint32_t>(frame.size() - kFrameHeaderSize);
+  header.sequence = sequence;
+  EncodeFrameHeader(header, frame.data());
+  PutFixed<uint64_t>(frame.data() + 4, FrameChecksum(frame));
+}
+
+void EncodeEndPayload(const StreamTotals& totals, uint8_t* out) {
+  PutFixed<uint64_t>(out + 0, totals.pre_copy_bytes);
+  PutFixed<uint64_t>(out + 8, totals.stop_copy_bytes);
+  PutFixed<uint64_t>(out + 16, totals.data_checksum);
+}
+
+StreamTotals DecodeEndPayload(const uint8_t* in) {
+  StreamTotals totals;
+  totals.pre_copy_bytes = GetFixed<uint64_t>(in + 0);
+  totals.stop_copy_bytes = GetFixed<uint64_t>(in + 8);
+  totals.data_checksum = GetFixed<uint64_t>(in + 16);
+  return totals;
+}
+
+// XXH3_state_t must be 64-byte aligned; operator new honours alignas.
+struct DataChecksum::State {
+  XXH3_state_t xxh;
+};
+
+DataChecksum::DataChecksum() : state_(std::make_unique<State>()) {
+  XXH3_INITSTATE(&state_->xxh);
+  XXH3_64bits_reset(&state_->xxh);
+}
+DataChecksum::~DataChecksum() = default;
+DataChecksum::DataChecksum(DataChecksum&&) noexcept = default;
+DataChecksum& DataChecksum::operator=(DataChecksum&&) noexcept = default;
+
+void DataChecksum::Update(absl::Span<const uint8_t> data) {
+  XXH3_64bits_update(&state_->xxh, data.data(), data.size());
+}
+
+void DataChecksum::UpdateZeros(uint64_t count) {
+  // Small enough to stay in L1/L2 while XXH3 streams over it repeatedly.
+  alignas(64) static constexpr uint8_t kZeros[64 << 10] = {};
+  while (count > 0) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(count, sizeof(kZeros)));
+    XXH3_64bits_update(&state_->xxh, kZeros, n);
+    count -= n;
+  }
+}
+
+uint64_t DataChecksum::Digest() const {
+  return XXH3_64bits_digest(&state_->xxh);
+}
+
+}  // namespace vfiomig::stream

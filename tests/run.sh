@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (Debian 12, as root), builds,
+# runs every test with ctest, then builds and runs the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/install-deps.sh
+
+jobs=$(nproc)
+echo "== build (RelWithDebInfo) =="
+cmake -G Ninja -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build
+echo "== all tests =="
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== unit tests under ASan+UBSan =="
+cmake -G Ninja -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+  -DVFIOMIG_SANITIZE=address,undefined >/dev/null
+ninja -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
