@@ -22,6 +22,19 @@ inline constexpr int kExitUsage = 2;
 // from 0 so that `vfio-migctl plan ... && migrate` is safe, and from 1/2
 // because nothing went wrong in asking.
 inline constexpr int kExitNotMigratable = 3;
+// A migration ended without success: failed (4) or cancelled (5), and
+// rolled back: every device RUNNING where it started, or still rolling back
+// when a hung arc holds the rollback (the report says so).
+inline constexpr int kExitMigrationFailed = 4;
+inline constexpr int kExitMigrationCancelled = 5;
+// A migration ended, but some device was left where it should not be (not
+// RUNNING after a rollback, or the destination not RUNNING after success):
+// an operator has to look. Beats 4 and 5, which promise a clean rollback.
+inline constexpr int kExitDevicesNeedAttention = 6;
+// `cancel`: the migration had already ended; nothing was cancelled.
+inline constexpr int kExitAlreadyFinished = 7;
+// Ctrl-C: the CLI stopped waiting (128 + SIGINT, as shells report it).
+inline constexpr int kExitInterrupted = 130;
 
 inline constexpr std::string_view kDefaultServer =
     "unix:/run/vfio-migd/vfio-migd.sock";

@@ -12,6 +12,8 @@
 #include "client/common.h"
 #include "client/devices_command.h"
 #include "client/fsm_command.h"
+#include "client/migrate_command.h"
+#include "client/migrations_command.h"
 #include "client/plan_command.h"
 
 namespace vfiomig::cli {
@@ -19,11 +21,18 @@ namespace {
 
 constexpr char kExitCodesHelp[] =
     "Exit status:\n"
-    "  0  success (for plan: the group is migratable)\n"
-    "  1  vfio-migd unreachable, too slow (--timeout) or failed\n"
-    "  2  invalid request: bad arguments, unknown state, feature or device,\n"
-    "     or a state transition the kernel refuses\n"
-    "  3  plan only: the group is not migratable (blockers are printed)";
+    "  0  success (plan: the group is migratable; migrate/watch: the\n"
+    "     migration succeeded; cancel: it was cancelled and rolled back)\n"
+    "  1  vfio-migd unreachable, too slow (--timeout), failed, or lost\n"
+    "  2  invalid request: bad arguments, unknown state, feature, device or\n"
+    "     migration id, or a state transition the kernel refuses\n"
+    "  3  the group is not migratable (blockers are printed), or a device\n"
+    "     is busy\n"
+    "  4  the migration failed and was rolled back\n"
+    "  5  the migration was cancelled and rolled back\n"
+    "  6  the migration ended but some device is not where it should be\n"
+    "  7  cancel: the migration had already ended\n"
+    "  130  interrupted: stopped waiting (the migration goes on)";
 
 int Main(int argc, char** argv) {
   CLI::App app(
@@ -53,6 +62,14 @@ int Main(int argc, char** argv) {
   CLI::App* devices = AddDevicesCommand(app, &devices_options);
   PlanOptions plan_options;
   CLI::App* plan = AddPlanCommand(app, &plan_options);
+  MigrateOptions migrate_options;
+  CLI::App* migrate = AddMigrateCommand(app, &migrate_options);
+  MigrationsOptions migrations_options;
+  CLI::App* migrations = AddMigrationsCommand(app, &migrations_options);
+  WatchOptions watch_options;
+  CLI::App* watch = AddWatchCommand(app, &watch_options);
+  CancelOptions cancel_options;
+  CLI::App* cancel = AddCancelCommand(app, &cancel_options);
 
   try {
     app.parse(argc, argv);
@@ -66,6 +83,14 @@ int Main(int argc, char** argv) {
   if (fsm_path->parsed()) return RunFsmPath(fsm_options, std::cout);
   if (devices->parsed()) return RunDevices(devices_options, global, std::cout);
   if (plan->parsed()) return RunPlan(plan_options, global, std::cout);
+  if (migrate->parsed()) {
+    return RunMigrate(migrate_options, global, std::cout);
+  }
+  if (migrations->parsed()) {
+    return RunMigrations(migrations_options, global, std::cout);
+  }
+  if (watch->parsed()) return RunWatch(watch_options, global, std::cout);
+  if (cancel->parsed()) return RunCancel(cancel_options, global, std::cout);
   PrintError("no command given (try --help)");
   return kExitUsage;
 }

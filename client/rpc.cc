@@ -115,6 +115,8 @@ absl::Status ControlClient::Translate(const grpc::Status& status) const {
     case grpc::StatusCode::INVALID_ARGUMENT:
     case grpc::StatusCode::NOT_FOUND:
     case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::ALREADY_EXISTS:
       return absl::Status(
           static_cast<absl::StatusCode>(status.error_code()),
           absl::StrCat("vfio-migd refused the request: ", message));
@@ -155,6 +157,93 @@ absl::StatusOr<v1::MigrationPlan> ControlClient::PlanMigration(
   grpc::Status status = stub_->PlanMigration(&context, request, &plan);
   if (!status.ok()) return Translate(status);
   return plan;
+}
+
+absl::Status ControlClient::AwaitConnection() const {
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::duration<double>(timeout_seconds_));
+  grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
+        state == GRPC_CHANNEL_SHUTDOWN) {
+      return absl::OkStatus();  // the call fails fast and says why
+    }
+    if (!channel_->WaitForStateChange(state, deadline)) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach vfio-migd at ", target_, ": no connection within ",
+          FormatSeconds(timeout_seconds_)));
+    }
+    state = channel_->GetState(/*try_to_connect=*/true);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Migration> ControlClient::StartMigration(
+    const v1::StartMigrationRequest& request) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::Migration migration;
+  grpc::Status status = stub_->StartMigration(&context, request, &migration);
+  if (!status.ok()) return Translate(status);
+  return migration;
+}
+
+absl::StatusOr<v1::Migration> ControlClient::GetMigration(
+    const std::string& id) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::GetMigrationRequest request;
+  request.set_id(id);
+  v1::Migration migration;
+  grpc::Status status = stub_->GetMigration(&context, request, &migration);
+  if (!status.ok()) return Translate(status);
+  return migration;
+}
+
+absl::StatusOr<v1::ListMigrationsResponse> ControlClient::ListMigrations()
+    const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::ListMigrationsResponse response;
+  grpc::Status status =
+      stub_->ListMigrations(&context, v1::ListMigrationsRequest(), &response);
+  if (!status.ok()) return Translate(status);
+  return response;
+}
+
+absl::StatusOr<v1::Migration> ControlClient::CancelMigration(
+    const std::string& id, grpc::ClientContext* context) const {
+  if (absl::Status status = AwaitConnection(); !status.ok()) return status;
+  grpc::ClientContext own_context;
+  if (context == nullptr) context = &own_context;
+  v1::CancelMigrationRequest request;
+  request.set_id(id);
+  v1::Migration migration;
+  grpc::Status status = stub_->CancelMigration(context, request, &migration);
+  if (!status.ok()) return Translate(status);
+  return migration;
+}
+
+absl::StatusOr<std::unique_ptr<MigrationWatch>> ControlClient::WatchMigration(
+    const std::string& id) const {
+  if (absl::Status status = AwaitConnection(); !status.ok()) return status;
+  // The constructor is private; make_unique cannot reach it.
+  std::unique_ptr<MigrationWatch> watch(new MigrationWatch(this));
+  v1::WatchMigrationRequest request;
+  request.set_id(id);
+  watch->reader_ = stub_->WatchMigration(&watch->context_, request);
+  return watch;
+}
+
+bool MigrationWatch::Read(v1::MigrationEvent* event) {
+  return reader_->Read(event);
+}
+
+absl::Status MigrationWatch::Finish() {
+  grpc::Status status = reader_->Finish();
+  if (status.ok()) return absl::OkStatus();
+  return client_->Translate(status);
 }
 
 int ReportRpcError(const absl::Status& status) {

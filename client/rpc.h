@@ -20,6 +20,8 @@ namespace vfiomig::cli {
 // an error.
 absl::StatusOr<std::string> NormalizeTarget(absl::string_view server);
 
+class MigrationWatch;
+
 class ControlClient {
  public:
   // Creates the channel. No I/O happens until the first call, so this only
@@ -31,6 +33,21 @@ class ControlClient {
   absl::StatusOr<v1::MigrationPlan> PlanMigration(
       const v1::PlanMigrationRequest& request) const;
 
+  absl::StatusOr<v1::Migration> StartMigration(
+      const v1::StartMigrationRequest& request) const;
+  absl::StatusOr<v1::Migration> GetMigration(const std::string& id) const;
+  absl::StatusOr<v1::ListMigrationsResponse> ListMigrations() const;
+  // Returns once the daemon has rolled the migration back, which takes as
+  // long as the slowest device's arcs: only connecting is bounded by
+  // --timeout. `context` (optional) lets another thread TryCancel the wait.
+  absl::StatusOr<v1::Migration> CancelMigration(
+      const std::string& id, grpc::ClientContext* context = nullptr) const;
+
+  // Opens WatchMigration. Migrations run for minutes or hours, so the
+  // stream has no deadline; connecting still gives up after --timeout.
+  absl::StatusOr<std::unique_ptr<MigrationWatch>> WatchMigration(
+      const std::string& id) const;
+
   const std::string& target() const { return target_; }
 
  private:
@@ -39,6 +56,10 @@ class ControlClient {
 
   // Fills a context with the call deadline.
   void PrepareContext(grpc::ClientContext* context) const;
+  // For calls without a deadline: waits up to --timeout for the channel to
+  // connect. A channel that fails to connect returns OK so that the call
+  // itself fails at once with gRPC's reason (Translate words it).
+  absl::Status AwaitConnection() const;
   // Maps a failed call to an absl::Status whose message is the full,
   // user-facing sentence (it names the target when the daemon is
   // unreachable).
@@ -48,6 +69,28 @@ class ControlClient {
   double timeout_seconds_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::ControlService::Stub> stub_;
+
+  friend class MigrationWatch;
+};
+
+// An open WatchMigration stream. Read from one thread; Cancel may be called
+// from any thread (it makes a blocked Read return false). The ControlClient
+// that opened it must stay alive and in place while it is used.
+class MigrationWatch {
+ public:
+  // False at the end of the stream or on error; then call Finish.
+  bool Read(v1::MigrationEvent* event);
+  // The stream's final status, translated like any call's.
+  absl::Status Finish();
+  void Cancel() { context_.TryCancel(); }
+
+ private:
+  friend class ControlClient;
+  explicit MigrationWatch(const ControlClient* client) : client_(client) {}
+
+  const ControlClient* client_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::MigrationEvent>> reader_;
 };
 
 // Prints `status` (from ControlClient) as one error line and returns the

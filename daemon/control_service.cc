@@ -1,5 +1,7 @@
 #include "daemon/control_service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -7,7 +9,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "daemon/core/planner.h"
+#include "daemon/migration/destination_request.h"
 #include "daemon/proto_convert.h"
 #include "spdlog/spdlog.h"
 
@@ -43,6 +47,20 @@ absl::Status ValidateDeviceIds(
 grpc::Status Reject(std::string_view method, const absl::Status& status) {
   spdlog::info("{}: rejected: {}", method, status.ToString());
   return ToGrpcStatus(status);
+}
+
+// Migration ids come from clients and end up in log lines.
+absl::Status ValidateId(const std::string& id) {
+  if (absl::Status status = ValidateMigrationId(id); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("migration id: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status NoMigrations() {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "this daemon does not run migrations");
 }
 
 std::string Summarise(const GroupPlan& plan) {
@@ -84,8 +102,9 @@ absl::Status ValidateDeviceId(const std::string& id) {
   return absl::OkStatus();
 }
 
-ControlService::ControlService(const Inventory* inventory)
-    : inventory_(inventory) {}
+ControlService::ControlService(const Inventory* inventory,
+                               MigrationManager* migrations)
+    : inventory_(inventory), migrations_(migrations) {}
 
 grpc::Status ControlService::ListDevices(grpc::ServerContext* /*context*/,
                                          const v1::ListDevicesRequest*,
@@ -136,6 +155,107 @@ grpc::Status ControlService::PlanMigration(
   spdlog::info("PlanMigration {} allow_no_p2p={} from {}: {}",
                absl::StrJoin(ids, ","), options.allow_no_p2p,
                context != nullptr ? context->peer() : "-", Summarise(plan));
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::StartMigration(
+    grpc::ServerContext* context, const v1::StartMigrationRequest* request,
+    v1::Migration* response) {
+  const CallScope scope(calls_in_flight_);
+  if (migrations_ == nullptr) return NoMigrations();
+  absl::StatusOr<v1::Migration> migration = migrations_->Start(*request);
+  if (!migration.ok()) return Reject("StartMigration", migration.status());
+  spdlog::info("StartMigration {} from {}: {} devices to {}", migration->id(),
+               context != nullptr ? context->peer() : "-",
+               migration->devices_size(), migration->peer());
+  *response = *std::move(migration);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::GetMigration(
+    grpc::ServerContext* /*context*/, const v1::GetMigrationRequest* request,
+    v1::Migration* response) {
+  const CallScope scope(calls_in_flight_);
+  if (migrations_ == nullptr) return NoMigrations();
+  if (absl::Status status = ValidateId(request->id()); !status.ok()) {
+    return Reject("GetMigration", status);
+  }
+  absl::StatusOr<v1::Migration> migration = migrations_->Get(request->id());
+  if (!migration.ok()) return Reject("GetMigration", migration.status());
+  *response = *std::move(migration);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::ListMigrations(
+    grpc::ServerContext* /*context*/, const v1::ListMigrationsRequest*,
+    v1::ListMigrationsResponse* response) {
+  const CallScope scope(calls_in_flight_);
+  if (migrations_ == nullptr) return NoMigrations();
+  for (v1::Migration& migration : migrations_->List()) {
+    *response->add_migrations() = std::move(migration);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::WatchMigration(
+    grpc::ServerContext* context, const v1::WatchMigrationRequest* request,
+    grpc::ServerWriter<v1::MigrationEvent>* writer) {
+  const CallScope scope(calls_in_flight_);
+  if (migrations_ == nullptr) return NoMigrations();
+  if (absl::Status status = ValidateId(request->id()); !status.ok()) {
+    return Reject("WatchMigration", status);
+  }
+  absl::StatusOr<std::unique_ptr<MigrationSubscription>> subscription =
+      migrations_->Watch(request->id());
+  if (!subscription.ok()) {
+    return Reject("WatchMigration", subscription.status());
+  }
+  spdlog::debug("WatchMigration {} from {}", request->id(), context->peer());
+  v1::MigrationEvent event;
+  for (;;) {
+    switch ((*subscription)->Next(&event, kWatchPoll)) {
+      case MigrationSubscription::Result::kEvent:
+        // Write blocks while the client is slow; the subscription's bounded
+        // queue keeps the migration from waiting for it.
+        if (!writer->Write(event)) {
+          return grpc::Status(grpc::StatusCode::CANCELLED,
+                              "the client stopped watching");
+        }
+        break;
+      case MigrationSubscription::Result::kEnded:
+        return grpc::Status::OK;
+      case MigrationSubscription::Result::kTimeout:
+        if (context->IsCancelled()) {
+          return grpc::Status(grpc::StatusCode::CANCELLED,
+                              "the client stopped watching");
+        }
+        break;
+    }
+  }
+}
+
+grpc::Status ControlService::CancelMigration(
+    grpc::ServerContext* context, const v1::CancelMigrationRequest* request,
+    v1::Migration* response) {
+  const CallScope scope(calls_in_flight_);
+  if (migrations_ == nullptr) return NoMigrations();
+  if (absl::Status status = ValidateId(request->id()); !status.ok()) {
+    return Reject("CancelMigration", status);
+  }
+  // Compared in chrono: a call without deadline has time_point::max(),
+  // which absl::Time cannot represent.
+  std::chrono::system_clock::time_point wait_until =
+      std::chrono::system_clock::now() +
+      absl::ToChronoMilliseconds(kCancelWait);
+  if (context != nullptr)
+    wait_until = std::min(wait_until, context->deadline());
+  const absl::Time deadline = absl::FromChrono(wait_until);
+  spdlog::info("CancelMigration {} from {}", request->id(),
+               context != nullptr ? context->peer() : "-");
+  absl::StatusOr<v1::Migration> migration =
+      migrations_->Cancel(request->id(), deadline);
+  if (!migration.ok()) return Reject("CancelMigration", migration.status());
+  *response = *std::move(migration);
   return grpc::Status::OK;
 }
 

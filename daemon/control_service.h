@@ -3,10 +3,12 @@
 // The gRPC edge of the daemon: it validates requests, asks the inventory and
 // the pure planner, converts the answers to the wire types, and turns
 // absl::Status errors into gRPC status codes. No migration state lives
-// here; planning touches no device state.
+// here: the migration RPCs delegate to the MigrationManager; planning
+// touches no device state.
 //
-// `inventory` must outlive the service. Handlers run concurrently on gRPC's
-// threads; they share only the (thread-safe) inventory.
+// `inventory` and `migrations` must outlive the service. Handlers run
+// concurrently on gRPC's threads; they share only the (thread-safe)
+// inventory and manager.
 #ifndef VFIOMIG_DAEMON_CONTROL_SERVICE_H_
 #define VFIOMIG_DAEMON_CONTROL_SERVICE_H_
 
@@ -15,7 +17,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "daemon/inventory.h"
+#include "daemon/migration/migration_manager.h"
 #include "grpcpp/grpcpp.h"
 #include "vfiomig/v1/control.grpc.pb.h"
 
@@ -26,6 +30,13 @@ namespace vfiomig {
 inline constexpr size_t kMaxDeviceIdLength = 256;
 // Far more devices than one VM can have.
 inline constexpr size_t kMaxDevicesPerRequest = 256;
+// How long CancelMigration waits for the rollback when the call has no
+// earlier deadline; the response then shows the migration still rolling
+// back (a drain the kernel cannot interrupt).
+inline constexpr absl::Duration kCancelWait = absl::Seconds(60);
+// How often a WatchMigration handler with nothing to send checks whether
+// its client went away.
+inline constexpr absl::Duration kWatchPoll = absl::Milliseconds(250);
 
 // OK when `id` is a plausible device id: non-empty, at most
 // kMaxDeviceIdLength bytes, printable ASCII (ids end up in log lines).
@@ -33,7 +44,9 @@ absl::Status ValidateDeviceId(const std::string& id);
 
 class ControlService final : public v1::ControlService::Service {
  public:
-  explicit ControlService(const Inventory* inventory);
+  // Without `migrations`, the migration RPCs answer UNIMPLEMENTED.
+  explicit ControlService(const Inventory* inventory,
+                          MigrationManager* migrations = nullptr);
 
   grpc::Status ListDevices(grpc::ServerContext* context,
                            const v1::ListDevicesRequest* request,
@@ -44,6 +57,24 @@ class ControlService final : public v1::ControlService::Service {
   grpc::Status PlanMigration(grpc::ServerContext* context,
                              const v1::PlanMigrationRequest* request,
                              v1::MigrationPlan* response) override;
+
+  grpc::Status StartMigration(grpc::ServerContext* context,
+                              const v1::StartMigrationRequest* request,
+                              v1::Migration* response) override;
+  grpc::Status GetMigration(grpc::ServerContext* context,
+                            const v1::GetMigrationRequest* request,
+                            v1::Migration* response) override;
+  grpc::Status ListMigrations(grpc::ServerContext* context,
+                              const v1::ListMigrationsRequest* request,
+                              v1::ListMigrationsResponse* response) override;
+  // Streams every event of the migration until its final one, then closes
+  // with OK. Ends with CANCELLED when the client goes away.
+  grpc::Status WatchMigration(
+      grpc::ServerContext* context, const v1::WatchMigrationRequest* request,
+      grpc::ServerWriter<v1::MigrationEvent>* writer) override;
+  grpc::Status CancelMigration(grpc::ServerContext* context,
+                               const v1::CancelMigrationRequest* request,
+                               v1::Migration* response) override;
 
   // Calls being handled right now; lets shutdown stop waiting early.
   int calls_in_flight() const { return calls_in_flight_.load(); }
@@ -64,6 +95,7 @@ class ControlService final : public v1::ControlService::Service {
   };
 
   const Inventory* inventory_;
+  MigrationManager* migrations_;
   std::atomic<int> calls_in_flight_{0};
 };
 

@@ -16,6 +16,10 @@
 #include "daemon/inventory.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
+#include "daemon/migration/device_leases.h"
+#include "daemon/migration/migration_manager.h"
+#include "daemon/migration/switchover.h"
+#include "daemon/peer_service.h"
 #include "daemon/server.h"
 #include "plugins/registry.h"
 #include "spdlog/spdlog.h"
@@ -28,9 +32,10 @@ namespace vfiomig {
 namespace {
 
 constexpr char kDefaultListen[] = "unix:/run/vfio-migd/vfio-migd.sock";
-// How long a call still in flight at SIGTERM may take to finish. Calls are
-// short (planning touches no device state), so this bounds the exit time
-// only when one hangs; idle client connections do not wait for it.
+// How long a call still in flight at SIGTERM may take to finish, once the
+// outgoing migrations have rolled back (their watchers have then seen the
+// final event). Other calls are short, so this bounds the exit time only
+// when one hangs; idle client connections do not wait for it.
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
 
 struct Flags {
@@ -39,6 +44,13 @@ struct Flags {
   std::string sim_config;
   std::vector<std::string> devices;
   std::string log_level = "info";
+  // Migrations.
+  uint32_t drain_timeout_ms = 5000;
+  uint32_t arc_timeout_ms = 10000;
+  uint64_t precopy_threshold_bytes = uint64_t{4} << 20;
+  uint32_t precopy_max_rounds = 8;
+  std::string switchover = "none";
+  uint32_t peer_timeout_ms = 10000;
 };
 
 void AddFlags(CLI::App& app, Flags& flags) {
@@ -65,6 +77,37 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->delimiter(',');
   app.add_option("--log-level", flags.log_level, "Log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+
+  app.add_option("--drain-timeout-ms", flags.drain_timeout_ms,
+                 "Default deadline of arcs that drain the device (into "
+                 "RUNNING_P2P, PRE_COPY_P2P, STOP); a migration may override "
+                 "it")
+      ->check(CLI::Range(uint32_t{1}, kMaxArcTimeoutMs))
+      ->capture_default_str();
+  app.add_option("--arc-timeout-ms", flags.arc_timeout_ms,
+                 "Default deadline of every other arc")
+      ->check(CLI::Range(uint32_t{1}, kMaxArcTimeoutMs))
+      ->capture_default_str();
+  app.add_option("--precopy-threshold-bytes", flags.precopy_threshold_bytes,
+                 "Pre-copy stops iterating once at most this many bytes "
+                 "remain, summed over the group's PRE_COPY devices")
+      ->capture_default_str();
+  app.add_option("--precopy-max-rounds", flags.precopy_max_rounds,
+                 "Most pre-copy rounds per migration (the first, which "
+                 "sends the initial data, counts)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--switchover", flags.switchover,
+                 "What pauses the workload before the devices stop: none "
+                 "(the caller does, or there is nothing to pause)")
+      ->check(CLI::IsMember(SwitchoverRegistry::Names()))
+      ->capture_default_str();
+  app.add_option("--peer-timeout-ms", flags.peer_timeout_ms,
+                 "Deadline of the Prepare, Commit and Abort calls to a "
+                 "destination daemon (Prepare and Commit add the deadlines "
+                 "of the destination arcs they run)")
+      ->check(CLI::Range(uint32_t{100}, kMaxArcTimeoutMs))
       ->capture_default_str();
 }
 
@@ -130,9 +173,30 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
             : ", not migratable: " + snapshot.not_migratable_reason());
   }
 
-  ControlService control(inventory->get());
+  ArcDeadlines deadlines;
+  deadlines.drain = absl::Milliseconds(flags.drain_timeout_ms);
+  deadlines.arc = absl::Milliseconds(flags.arc_timeout_ms);
+  // One lease table for both roles: a device cannot be migrated out while
+  // it is being migrated into.
+  DeviceLeases leases;
+  DestinationOptions destination_options;
+  destination_options.default_deadlines = deadlines;
+  PeerService peer(inventory->get(), &leases, destination_options);
+  MigrationOptions migration_options;
+  migration_options.default_deadlines = deadlines;
+  migration_options.precopy.threshold_bytes = flags.precopy_threshold_bytes;
+  migration_options.precopy.max_rounds = flags.precopy_max_rounds;
+  migration_options.switchover = flags.switchover;
+  migration_options.peer_timeout = absl::Milliseconds(flags.peer_timeout_ms);
+  MigrationManager migrations(inventory->get(), &leases, migration_options);
+  migrations.SetIncoming(IncomingMigrations{
+      .list = [&peer] { return peer.ListMigrations(); },
+      .get = [&peer](const std::string& id) { return peer.GetMigration(id); },
+  });
+  ControlService control(inventory->get(), &migrations);
   const HostedService services[] = {
-      {v1::ControlService::service_full_name(), &control}};
+      {v1::ControlService::service_full_name(), &control},
+      {v1::PeerService::service_full_name(), &peer}};
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start(flags.listen, services);
   if (!server.ok()) {
@@ -160,8 +224,16 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   } else {
     spdlog::info("received SIG{}, shutting down", sigabbrev_np(signal_number));
   }
-  (*server)->Shutdown(kShutdownGrace,
-                      [&control] { return control.calls_in_flight() > 0; });
+  // Outgoing migrations roll back first, while the server still runs: the
+  // destinations must hear Abort, and watchers see the final events.
+  if (migrations.running() > 0) {
+    spdlog::info("rolling back {} outgoing migrations before exit",
+                 migrations.running());
+  }
+  migrations.Shutdown();
+  (*server)->Shutdown(kShutdownGrace, [&control, &peer] {
+    return control.calls_in_flight() > 0 || peer.calls_in_flight() > 0;
+  });
   spdlog::info("stopped");
   return 0;
 }
@@ -180,8 +252,11 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "vfio-migd: live-migrates groups of VFIO devices between hosts.\n"
-      "Serves vfiomig.v1.ControlService, grpc.health.v1.Health and server "
-      "reflection on every --listen target; SIGTERM/SIGINT stop it cleanly.",
+      "Serves vfiomig.v1.ControlService, vfiomig.v1.PeerService (other "
+      "daemons migrate devices into this one through it), "
+      "grpc.health.v1.Health and server reflection on every --listen "
+      "target; SIGTERM/SIGINT roll back outgoing migrations and stop it "
+      "cleanly.",
       "vfio-migd"};
   vfiomig::Flags flags;
   vfiomig::AddFlags(app, flags);

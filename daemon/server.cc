@@ -12,6 +12,15 @@
 #include "spdlog/spdlog.h"
 
 namespace vfiomig {
+namespace {
+
+// Room for a stream frame (kMaxFrameSize, 8 MiB + 32) with gRPC framing and
+// the message's other fields, and then some.
+constexpr int kMaxReceiveMessageBytes = 16 << 20;
+constexpr absl::Duration kKeepaliveTime = absl::Seconds(5);
+constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(5);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     absl::Span<const std::string> listen_targets,
@@ -48,6 +57,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same TCP port and silently take half of the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // A peer stream message carries a frame of up to 8 MiB of device data
+  // plus its header (daemon/stream/format.h); gRPC's default limit is 4 MiB.
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // A destination must notice a dead source within seconds, not when TCP
+  // gives up after minutes: its devices sit in RESUMING until then. The
+  // server pings every connection that is quiet for kKeepaliveTime and
+  // drops it when no ack arrives within kKeepaliveTimeout, which cancels
+  // its calls (a broken state stream aborts its migration).
+  builder.AddChannelArgument(
+      GRPC_ARG_KEEPALIVE_TIME_MS,
+      static_cast<int>(kKeepaliveTime / absl::Milliseconds(1)));
+  builder.AddChannelArgument(
+      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+      static_cast<int>(kKeepaliveTimeout / absl::Milliseconds(1)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // By default gRPC stops pinging after two pings without data; a source
+  // in a long drain sends no data but must still be watched.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Accept the same keepalive from clients (a source daemon watching its
+  // destination) instead of answering it with GOAWAY "too_many_pings".
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(kKeepaliveTime / absl::Milliseconds(2)));
   // Filled by BuildAndStart in target order; a 0 left behind marks the
   // target that failed (gRPC stops at the first failure).
   std::vector<int> selected_ports(addresses.size(), 0);

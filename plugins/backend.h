@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,15 @@ struct DeviceInfo {
   MigrationFeatures features;
   bool migratable = true;
   std::string not_migratable_reason;
+  // PCI vendor/device ids; 0 when not a PCI function (mdevs, sim devices).
+  uint16_t pci_vendor_id = 0;
+  uint16_t pci_device_id = 0;
+  // mdev type ("mtty-2"); empty when not an mdev.
+  std::string mdev_type;
+  // The largest device state this device can take in RESUMING, when the
+  // backend knows it (sim: state_bytes). Unknown for kernel devices, whose
+  // driver refuses an oversized stream itself.
+  std::optional<uint64_t> state_capacity_bytes;
 };
 
 // VFIO_MIG_GET_PRECOPY_INFO.

@@ -58,6 +58,7 @@ DeviceInfo MakeInfo(const SimDeviceConfig& c) {
                          " of state, migration '",
                          c.features.flags() ? c.features.ToString() : "none",
                          "'");
+  info.state_capacity_bytes = c.state_bytes;
   if (!c.features.stop_copy()) {
     info.migratable = false;
     info.not_migratable_reason = "no STOP_COPY migration support";

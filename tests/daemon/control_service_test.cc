@@ -12,7 +12,11 @@
 #include "daemon/core/fsm.h"
 #include "daemon/core/planner.h"
 #include "daemon/inventory.h"
+#include "daemon/migration/device_leases.h"
+#include "daemon/migration/migration_manager.h"
+#include "daemon/peer_service.h"
 #include "daemon/proto_convert.h"
+#include "daemon/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "plugins/registry.h"
@@ -351,6 +355,194 @@ TEST_F(ControlServiceTest, ConcurrentCallsAgree) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_THAT(failures, ::testing::Each(0));
+}
+
+TEST_F(ControlServiceTest, MigrationCallsNeedAManager) {
+  grpc::ClientContext context;
+  v1::Migration migration;
+  v1::GetMigrationRequest request;
+  request.set_id("m-1");
+  EXPECT_EQ(stub_->GetMigration(&context, request, &migration).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+// The migration RPCs, on a daemon whose sim devices migrate to a second,
+// in-process destination daemon (PeerService on 127.0.0.1).
+class ControlServiceMigrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    source_ = MakeInventory("source.json", kSimConfig);
+    destination_ = MakeInventory("destination.json", kSimConfig);
+    ASSERT_NE(source_, nullptr);
+    ASSERT_NE(destination_, nullptr);
+    peer_ =
+        std::make_unique<PeerService>(destination_.get(), &destination_leases_);
+    const HostedService peer_services[] = {
+        {v1::PeerService::service_full_name(), peer_.get()}};
+    const std::string listen[] = {"127.0.0.1:0"};
+    absl::StatusOr<std::unique_ptr<Server>> destination_server =
+        Server::Start(listen, peer_services);
+    ASSERT_TRUE(destination_server.ok()) << destination_server.status();
+    destination_server_ = *std::move(destination_server);
+
+    manager_ = std::make_unique<MigrationManager>(
+        source_.get(), &source_leases_, MigrationOptions{});
+    service_ = std::make_unique<ControlService>(source_.get(), manager_.get());
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    stub_ = v1::ControlService::NewStub(
+        server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+
+  void TearDown() override {
+    manager_->Shutdown();
+    if (server_ != nullptr) server_->Shutdown();
+    if (destination_server_ != nullptr) {
+      destination_server_->Shutdown(absl::Seconds(1));
+    }
+  }
+
+  std::unique_ptr<Inventory> MakeInventory(const std::string& name,
+                                           const std::string& json) {
+    BackendOptions options;
+    options.sim_config_path = tmp_.WriteFile(name, json);
+    absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
+        BackendRegistry::Create("sim", options);
+    if (!backend.ok()) return nullptr;
+    absl::StatusOr<std::unique_ptr<Inventory>> inventory =
+        Inventory::Create(*std::move(backend), {});
+    return inventory.ok() ? *std::move(inventory) : nullptr;
+  }
+
+  grpc::Status Start(const std::vector<std::string>& ids,
+                     const std::string& destination, v1::Migration* out) {
+    v1::StartMigrationRequest request;
+    for (const std::string& id : ids) request.add_device_ids(id);
+    request.set_destination(destination);
+    grpc::ClientContext context;
+    return stub_->StartMigration(&context, request, out);
+  }
+
+  grpc::Status Get(const std::string& id, v1::Device* device) {
+    v1::GetDeviceRequest request;
+    request.set_id(id);
+    grpc::ClientContext context;
+    return stub_->GetDevice(&context, request, device);
+  }
+
+  // Every event of `id` until the stream closes.
+  std::vector<v1::MigrationEvent> Watch(const std::string& id,
+                                        grpc::Status* status) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    v1::WatchMigrationRequest request;
+    request.set_id(id);
+    std::unique_ptr<grpc::ClientReader<v1::MigrationEvent>> reader =
+        stub_->WatchMigration(&context, request);
+    std::vector<v1::MigrationEvent> events;
+    v1::MigrationEvent event;
+    while (reader->Read(&event)) events.push_back(event);
+    *status = reader->Finish();
+    return events;
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<Inventory> source_;
+  std::unique_ptr<Inventory> destination_;
+  DeviceLeases source_leases_;
+  DeviceLeases destination_leases_;
+  std::unique_ptr<PeerService> peer_;
+  std::unique_ptr<Server> destination_server_;
+  std::unique_ptr<MigrationManager> manager_;
+  std::unique_ptr<ControlService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::ControlService::Stub> stub_;
+};
+
+TEST_F(ControlServiceMigrationTest, StartRefusalsMapToStatusCodes) {
+  v1::Migration migration;
+  EXPECT_EQ(Start({}, "127.0.0.1:1", &migration).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Start({"gpu0"}, "", &migration).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  const grpc::Status unknown =
+      Start({"gpu0", "gpu9"}, "127.0.0.1:1", &migration);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(unknown.error_message(), HasSubstr("gpu9"));
+  const grpc::Status blocked =
+      Start({"gpu0", "accel0"}, "127.0.0.1:1", &migration);
+  EXPECT_EQ(blocked.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(blocked.error_message(), HasSubstr("accel0"));
+}
+
+TEST_F(ControlServiceMigrationTest, LookupsValidateAndMapStatusCodes) {
+  grpc::ClientContext get_context;
+  v1::GetMigrationRequest get;
+  get.set_id("bad id");
+  v1::Migration migration;
+  EXPECT_EQ(stub_->GetMigration(&get_context, get, &migration).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext missing_context;
+  get.set_id("m-missing");
+  EXPECT_EQ(stub_->GetMigration(&missing_context, get, &migration).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  grpc::Status status;
+  EXPECT_TRUE(Watch("m-missing", &status).empty());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext cancel_context;
+  v1::CancelMigrationRequest cancel;
+  cancel.set_id("m-missing");
+  EXPECT_EQ(
+      stub_->CancelMigration(&cancel_context, cancel, &migration).error_code(),
+      grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ControlServiceMigrationTest, MigratesAndStreamsEveryPhase) {
+  v1::Migration started;
+  ASSERT_TRUE(Start({"gpu0", "gpu1", "nic0"},
+                    destination_server_->endpoints().at(0), &started)
+                  .ok());
+  EXPECT_EQ(started.outcome(), v1::MIGRATION_OUTCOME_IN_PROGRESS);
+  grpc::Status status;
+  const std::vector<v1::MigrationEvent> events = Watch(started.id(), &status);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(events.empty());
+  const v1::Migration& final = events.back().migration();
+  EXPECT_EQ(final.outcome(), v1::MIGRATION_OUTCOME_SUCCEEDED) << final.error();
+  std::vector<v1::MigrationPhase> phases;
+  for (const v1::MigrationEvent& e : events) {
+    if (phases.empty() || phases.back() != e.migration().phase()) {
+      phases.push_back(e.migration().phase());
+    }
+  }
+  EXPECT_THAT(phases,
+              ::testing::IsSupersetOf(
+                  {v1::MIGRATION_PHASE_PRE_COPY, v1::MIGRATION_PHASE_SWITCHOVER,
+                   v1::MIGRATION_PHASE_QUIESCE, v1::MIGRATION_PHASE_STOP_COPY,
+                   v1::MIGRATION_PHASE_COMMITTING, v1::MIGRATION_PHASE_DONE}));
+  EXPECT_TRUE(std::is_sorted(phases.begin(), phases.end()));
+
+  grpc::ClientContext list_context;
+  v1::ListMigrationsResponse list;
+  ASSERT_TRUE(stub_->ListMigrations(&list_context, {}, &list).ok());
+  ASSERT_GE(list.migrations_size(), 1);
+  EXPECT_EQ(list.migrations(0).id(), started.id());
+
+  grpc::ClientContext cancel_context;
+  v1::CancelMigrationRequest cancel;
+  cancel.set_id(started.id());
+  v1::Migration migration;
+  const grpc::Status late =
+      stub_->CancelMigration(&cancel_context, cancel, &migration);
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(late.error_message(), HasSubstr("SUCCEEDED"));
+  // The same devices have moved: the source's are stopped now.
+  v1::Device device;
+  ASSERT_TRUE(Get("gpu0", &device).ok());
+  EXPECT_EQ(device.state(), v1::DEVICE_STATE_STOP);
 }
 
 }  // namespace

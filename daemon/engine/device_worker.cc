@@ -1,0 +1,145 @@
+#include "daemon/engine/device_worker.h"
+
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace vfiomig {
+namespace {
+
+// What the worker learned from one call; published into the DeviceCall
+// under the mutex.
+struct Outcome {
+  absl::Status status;
+  std::unique_ptr<DataSession> session;
+  absl::StatusOr<DeviceState> state = absl::UnknownError("state not read");
+};
+
+Outcome Execute(Device& device, const DeviceCall& call) {
+  Outcome out;
+  switch (call.kind) {
+    case CallKind::kSetState: {
+      absl::StatusOr<std::unique_ptr<DataSession>> session =
+          device.SetState(call.to);
+      if (session.ok()) {
+        out.session = *std::move(session);
+      } else {
+        out.status = session.status();
+        // A failed SET leaves the device in its old state or in ERROR; the
+        // caller acts on which, so read it now, before anything else runs.
+        out.state = device.GetState();
+      }
+      break;
+    }
+    case CallKind::kGetState:
+      out.state = device.GetState();
+      out.status = out.state.status();
+      break;
+    case CallKind::kReset:
+      out.status = device.Reset();
+      out.state = device.GetState();
+      break;
+  }
+  return out;
+}
+
+// Backends report errors as statuses; an exception from one must still not
+// take the daemon down from a worker thread.
+Outcome ExecuteNoThrow(Device& device, const DeviceCall& call) {
+  try {
+    return Execute(device, call);
+  } catch (const std::exception& e) {
+    Outcome out;
+    out.status = absl::InternalError(
+        absl::StrCat("backend threw during ", call.Describe(), ": ", e.what()));
+    return out;
+  } catch (...) {
+    Outcome out;
+    out.status = absl::InternalError(
+        absl::StrCat("backend threw during ", call.Describe()));
+    return out;
+  }
+}
+
+}  // namespace
+
+std::string DeviceCall::Describe() const {
+  switch (kind) {
+    case CallKind::kSetState:
+      return ArcName(from, to);
+    case CallKind::kGetState:
+      return "GET";
+    case CallKind::kReset:
+      return "RESET";
+  }
+  return "?";
+}
+
+absl::Duration DeviceCall::Elapsed(absl::Time now) const {
+  return (done ? finished : now) - started;
+}
+
+std::string Millis(absl::Duration d) {
+  return absl::StrCat(absl::ToInt64Milliseconds(d), " ms");
+}
+
+DeviceWorker::DeviceWorker(std::string id, std::shared_ptr<Device> device,
+                           absl::Mutex* mu)
+    : id_(std::move(id)), device_(std::move(device)), mu_(mu) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+DeviceWorker::~DeviceWorker() {
+  {
+    absl::MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+bool DeviceWorker::Idle() const {
+  return queue_.empty() && current_ == nullptr;
+}
+
+std::shared_ptr<const DeviceCall> DeviceWorker::Current() const {
+  return current_;
+}
+
+void DeviceWorker::Post(std::shared_ptr<DeviceCall> call) {
+  queue_.push_back(std::move(call));
+}
+
+void DeviceWorker::Loop() {
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return stopping_ || !queue_.empty();
+  };
+  mu_->Lock();
+  while (true) {
+    mu_->Await(absl::Condition(&has_work));
+    if (queue_.empty()) break;  // stopping, and nothing left to run
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    std::shared_ptr<DeviceCall> call = current_;
+    mu_->Unlock();
+
+    Outcome out = ExecuteNoThrow(*device_, *call);
+
+    mu_->Lock();
+    call->status = std::move(out.status);
+    call->session = std::move(out.session);
+    call->state = std::move(out.state);
+    call->finished = absl::Now();
+    call->done = true;
+    current_ = nullptr;
+    mu_->Unlock();
+    // Dropped outside the lock: when the poster has stopped waiting, this is
+    // the last reference, and a session's destructor may call the backend.
+    call.reset();
+    mu_->Lock();
+  }
+  mu_->Unlock();
+}
+
+}  // namespace vfiomig

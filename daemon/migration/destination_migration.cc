@@ -1,0 +1,494 @@
+#include "daemon/migration/destination_migration.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "daemon/proto_convert.h"
+#include "spdlog/spdlog.h"
+
+namespace vfiomig {
+namespace {
+
+std::map<std::string, std::shared_ptr<Device>> DeviceMap(
+    const std::vector<PreparedTarget>& targets) {
+  std::map<std::string, std::shared_ptr<Device>> devices;
+  for (const PreparedTarget& t : targets) {
+    devices.emplace(t.target_device_id, t.device);
+  }
+  return devices;
+}
+
+std::string StateName(DeviceState state) {
+  return std::string(DeviceStateName(state));
+}
+
+std::string PhaseName(WavePhase phase) {
+  return std::string(WavePhaseName(phase));
+}
+
+std::string Msg(const absl::Status& status) {
+  return std::string(status.message());
+}
+
+}  // namespace
+
+DestinationMigration::DestinationMigration(DestinationSettings settings,
+                                           std::vector<PreparedTarget> targets,
+                                           std::vector<Wave> waves, Lease lease,
+                                           FinishedCallback on_finished)
+    : settings_(std::move(settings)),
+      waves_(std::move(waves)),
+      on_finished_(std::move(on_finished)),
+      started_unix_ms_(absl::ToUnixMillis(absl::Now())),
+      lease_(std::move(lease)),
+      last_activity_(absl::Now()) {
+  executor_ = std::make_unique<TransitionExecutor>(
+      DeviceMap(targets), settings_.deadlines, settings_.policy,
+      static_cast<ExecutorObserver*>(this), settings_.id);
+  for (PreparedTarget& target : targets) {
+    DeviceRecord& record = devices_.emplace_back();
+    record.target = std::move(target);
+  }
+}
+
+DestinationMigration::~DestinationMigration() = default;
+
+absl::Status DestinationMigration::Prepare() {
+  absl::MutexLock op(&op_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    spdlog::info("destination {}: preparing {} devices for {}", settings_.id,
+                 devices_.size(), settings_.source_host);
+  }
+  absl::Status status =
+      RunWaves({WavePhase::kPrepareQuiesce, WavePhase::kPrepareStop,
+                WavePhase::kResuming});
+  if (status.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const DeviceRecord& d : devices_) {
+      if (d.session == nullptr) {
+        status = absl::InternalError(
+            absl::StrCat("device ", d.target.target_device_id,
+                         " entered RESUMING without a data session"));
+        failed_device_ = d.target.target_device_id;
+        break;
+      }
+    }
+  }
+  if (!status.ok()) {
+    const std::string summary =
+        RollBackAndFinish(status, v1::MIGRATION_OUTCOME_FAILED);
+    return absl::Status(
+        status.code(),
+        absl::StrCat(status.message(), "; rolled back: ", summary));
+  }
+  absl::MutexLock lock(&mu_);
+  stage_ = Stage::kReceiving;
+  last_activity_ = absl::Now();
+  spdlog::info("destination {}: every device RESUMING, waiting for streams",
+               settings_.id);
+  return absl::OkStatus();
+}
+
+absl::Status DestinationMigration::RunWaves(
+    const std::vector<WavePhase>& phases) {
+  for (const Wave& wave : waves_) {
+    if (std::find(phases.begin(), phases.end(), wave.phase) == phases.end()) {
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (abort_requested_) {
+        return absl::AbortedError(absl::StrCat("aborted before wave ",
+                                               PhaseName(wave.phase), ": ",
+                                               abort_reason_));
+      }
+    }
+    spdlog::info("destination {}: wave {} ({} arcs)", settings_.id,
+                 PhaseName(wave.phase), wave.arcs.size());
+    WaveResult result = executor_->RunWave(wave);
+    absl::MutexLock lock(&mu_);
+    for (ArcResult& arc : result.arcs) {
+      DeviceRecord* d = FindDevice(arc.arc.device);
+      if (d == nullptr) continue;
+      if (arc.status.ok()) d->state = arc.arc.to;
+      if (arc.session != nullptr) d->session = std::move(arc.session);
+    }
+    if (!result.status.ok()) {
+      if (result.failed_arc.has_value()) {
+        failed_device_ = result.failed_arc->device;
+        failed_arc_ = ArcName(result.failed_arc->from, result.failed_arc->to);
+      }
+      spdlog::error("destination {}: wave {} failed: {}", settings_.id,
+                    PhaseName(wave.phase), Msg(result.status));
+      return result.status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<IncomingStream>>
+DestinationMigration::OpenStream(const std::string& target_device_id) {
+  size_t index = 0;
+  absl::Status refusal;
+  {
+    absl::MutexLock lock(&mu_);
+    DeviceRecord* d = FindDevice(target_device_id);
+    if (d == nullptr) {
+      return absl::NotFoundError(absl::StrCat("migration ", settings_.id,
+                                              " has no target device ",
+                                              target_device_id));
+    }
+    if (stage_ != Stage::kReceiving || abort_requested_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration ", settings_.id, " is not receiving streams (",
+          v1::MigrationPhase_Name(PhaseLocked()), error_.empty() ? "" : ": ",
+          error_, ")"));
+    }
+    index = static_cast<size_t>(d - devices_.data());
+    if (d->stream == StreamState::kNone) {
+      d->stream = StreamState::kOpen;
+      ++open_streams_;
+      last_activity_ = absl::Now();
+      spdlog::info("destination {}: device {}: stream opened", settings_.id,
+                   target_device_id);
+      return std::make_unique<IncomingStream>(
+          shared_from_this(), index, target_device_id, d->target.header,
+          d->session, d->target.max_stream_bytes);
+    }
+    // Two streams for one device mean a confused or impostor source. The
+    // second never reaches the device or the first stream's decoder, and the
+    // migration fails closed.
+    refusal = absl::AlreadyExistsError(absl::StrCat(
+        "device ", target_device_id, " of migration ", settings_.id,
+        " already has a stream (", d->frames,
+        " frames received); a second stream aborts the migration"));
+  }
+  spdlog::error("destination {}: {}", settings_.id, Msg(refusal));
+  OnStreamFailed(index, refusal);
+  return refusal;
+}
+
+absl::Status DestinationMigration::CheckReceiving(size_t) const {
+  absl::MutexLock lock(&mu_);
+  // Past kReceiving only a stream that already ended can ask (Commit needs
+  // every END), and a commit does not fail it.
+  if (!abort_requested_ &&
+      (stage_ == Stage::kReceiving || stage_ == Stage::kCommitting ||
+       outcome_ == v1::MIGRATION_OUTCOME_SUCCEEDED)) {
+    last_activity_ = absl::Now();
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(absl::StrCat(
+      "migration ", settings_.id,
+      " was aborted: ", !abort_reason_.empty() ? abort_reason_ : error_));
+}
+
+void DestinationMigration::OnStreamProgress(size_t device,
+                                            const stream::StreamTotals& totals,
+                                            uint64_t frames) {
+  absl::MutexLock lock(&mu_);
+  devices_[device].received = totals;
+  devices_[device].frames = frames;
+  last_activity_ = absl::Now();
+}
+
+void DestinationMigration::OnStreamEnded(size_t device,
+                                         const stream::StreamTotals& totals,
+                                         uint64_t frames) {
+  absl::MutexLock lock(&mu_);
+  DeviceRecord& d = devices_[device];
+  d.received = totals;
+  d.frames = frames;
+  if (d.stream == StreamState::kOpen) d.stream = StreamState::kEnded;
+  last_activity_ = absl::Now();
+  spdlog::info(
+      "destination {}: device {}: stream ended: {} frames, {} pre-copy and "
+      "{} stop-copy bytes",
+      settings_.id, d.target.target_device_id, frames, totals.pre_copy_bytes,
+      totals.stop_copy_bytes);
+}
+
+void DestinationMigration::OnStreamFailed(size_t device,
+                                          const absl::Status& error) {
+  std::string device_id;
+  {
+    absl::MutexLock lock(&mu_);
+    DeviceRecord& d = devices_[device];
+    device_id = d.target.target_device_id;
+    if (d.stream == StreamState::kOpen) d.stream = StreamState::kFailed;
+    if (d.error.empty()) d.error = Msg(error);
+    if (stage_ == Stage::kDone) return;
+    if (!abort_requested_) {
+      abort_requested_ = true;
+      abort_reason_ = absl::StrCat("stream of device ", device_id,
+                                   " failed: ", error.message());
+    }
+  }
+  spdlog::error("destination {}: device {}: stream failed, aborting: {}",
+                settings_.id, device_id, Msg(error));
+  absl::MutexLock op(&op_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stage_ == Stage::kDone) return;
+    if (failed_device_.empty()) failed_device_ = device_id;
+  }
+  RollBackAndFinish(error, v1::MIGRATION_OUTCOME_FAILED);
+}
+
+void DestinationMigration::OnStreamClosed(size_t device) {
+  absl::MutexLock lock(&mu_);
+  --open_streams_;
+  last_activity_ = absl::Now();
+  if (devices_[device].stream == StreamState::kOpen) {
+    // Only reachable if a stream skipped Fail(); never leave it "open".
+    devices_[device].stream = StreamState::kFailed;
+  }
+}
+
+absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
+  absl::MutexLock op(&op_mu_);
+  std::vector<std::string> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stage_ != Stage::kReceiving || abort_requested_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration ", settings_.id, " cannot commit: it is ",
+          v1::MigrationPhase_Name(PhaseLocked()),
+          stage_ == Stage::kDone
+              ? absl::StrCat(", ", v1::MigrationOutcome_Name(outcome_))
+              : "",
+          error_.empty() ? "" : ": ", error_));
+    }
+    for (const DeviceRecord& d : devices_) {
+      if (d.stream == StreamState::kEnded) continue;
+      pending.push_back(absl::StrCat(
+          d.target.target_device_id, " (",
+          d.stream == StreamState::kNone ? "no stream" : "stream not ended",
+          ", ", d.frames, " frames)"));
+    }
+    stage_ = Stage::kCommitting;
+  }
+  spdlog::info("destination {}: commit", settings_.id);
+  absl::Status status;
+  if (!pending.empty()) {
+    status = absl::FailedPreconditionError(absl::StrCat(
+        "commit before every stream ended: ", absl::StrJoin(pending, ", ")));
+  } else {
+    {
+      absl::MutexLock lock(&mu_);
+      for (DeviceRecord& d : devices_) d.session.reset();
+    }
+    status = RunWaves(
+        {WavePhase::kResumeStop, WavePhase::kP2pRestore, WavePhase::kRunning});
+  }
+  // Success only when the devices themselves say RUNNING.
+  std::vector<std::string> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const DeviceRecord& d : devices_) {
+      ids.push_back(d.target.target_device_id);
+    }
+  }
+  for (const std::string& id : ids) {
+    if (!status.ok()) break;
+    absl::StatusOr<DeviceState> state = executor_->GetState(id);
+    if (!state.ok() || *state != DeviceState::RUNNING) {
+      status = absl::InternalError(
+          absl::StrCat("device ", id, " is ",
+                       state.ok() ? StateName(*state) : Msg(state.status()),
+                       " after the RUNNING wave"));
+      absl::MutexLock lock(&mu_);
+      failed_device_ = id;
+    }
+  }
+  if (!status.ok()) {
+    const std::string summary =
+        RollBackAndFinish(status, v1::MIGRATION_OUTCOME_FAILED);
+    return absl::Status(status.code(),
+                        absl::StrCat("commit of migration ", settings_.id,
+                                     " failed: ", status.message(),
+                                     "; rolled back: ", summary));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    outcome_ = v1::MIGRATION_OUTCOME_SUCCEEDED;
+  }
+  Finish();
+  spdlog::info("destination {}: committed, every device RUNNING", settings_.id);
+  v1::CommitResponse response;
+  absl::MutexLock lock(&mu_);
+  StatusesTo(response.mutable_devices());
+  return response;
+}
+
+v1::AbortResponse DestinationMigration::Abort(const std::string& reason) {
+  v1::AbortResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stage_ != Stage::kDone && !abort_requested_) {
+      abort_requested_ = true;
+      abort_reason_ = reason;
+    }
+  }
+  absl::MutexLock op(&op_mu_);
+  bool done;
+  {
+    absl::MutexLock lock(&mu_);
+    done = stage_ == Stage::kDone;
+  }
+  if (!done) {
+    spdlog::warn("destination {}: abort: {}", settings_.id, reason);
+    RollBackAndFinish(absl::CancelledError(reason),
+                      v1::MIGRATION_OUTCOME_CANCELLED);
+  }
+  absl::MutexLock lock(&mu_);
+  StatusesTo(response.mutable_devices());
+  return response;
+}
+
+bool DestinationMigration::AbortIfOrphaned(absl::Time now) {
+  auto orphaned = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stage_ == Stage::kReceiving && !abort_requested_ &&
+           open_streams_ == 0 &&
+           now - last_activity_ >= settings_.abort_timeout;
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    if (!orphaned()) return false;
+  }
+  absl::MutexLock op(&op_mu_);
+  std::string why;
+  {
+    absl::MutexLock lock(&mu_);
+    // A stream or a Commit may have come in meanwhile.
+    if (!orphaned()) return false;
+    why = absl::StrCat(
+        "orphaned: no stream, Commit or Abort from ", settings_.source_host,
+        " for ", absl::FormatDuration(now - last_activity_), " (abort timeout ",
+        absl::FormatDuration(settings_.abort_timeout), ")");
+    abort_requested_ = true;
+    abort_reason_ = why;
+  }
+  spdlog::warn("destination {}: {}; rolling back", settings_.id, why);
+  RollBackAndFinish(absl::DeadlineExceededError(why),
+                    v1::MIGRATION_OUTCOME_FAILED);
+  return true;
+}
+
+std::string DestinationMigration::RollBackAndFinish(
+    const absl::Status& why, v1::MigrationOutcome outcome) {
+  {
+    absl::MutexLock lock(&mu_);
+    stage_ = Stage::kRollingBack;
+    abort_requested_ = true;
+    if (abort_reason_.empty()) abort_reason_ = Msg(why);
+    if (error_.empty()) error_ = Msg(why);
+    outcome_ = outcome;
+    // Streams keep their own reference until they notice the abort.
+    for (DeviceRecord& d : devices_) d.session.reset();
+  }
+  spdlog::warn("destination {}: rolling back: {}", settings_.id, Msg(why));
+  DiscardResumes();
+  RollbackReport report = executor_->Rollback();
+  std::vector<std::pair<std::string, std::shared_ptr<Device>>> stuck;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const DeviceRollback& r : report.devices) {
+      DeviceRecord* d = FindDevice(r.device);
+      if (d == nullptr) continue;
+      d->state = r.final_state;
+      d->was_reset = d->was_reset || r.was_reset;
+      if (!r.error.empty()) d->error = r.error;
+    }
+    for (const DeviceRecord& d : devices_) {
+      if (d.state != DeviceState::RUNNING) {
+        stuck.emplace_back(d.target.target_device_id, d.target.device);
+      }
+    }
+  }
+  // The executor resets a device found in ERROR or left unchanged by a
+  // failed arc back; one that is still not RUNNING (a driver that keeps
+  // refusing RESUMING -> STOP) must not stay half-resumed either. The
+  // workers are idle now, so calling the device directly races nothing.
+  for (const auto& [id, device] : stuck) {
+    absl::Status reset = device->Reset();
+    absl::StatusOr<DeviceState> state = device->GetState();
+    spdlog::error(
+        "destination {}: device {}: not RUNNING after rollback, "
+        "reset: {}; now {}",
+        settings_.id, id, reset.ok() ? "ok" : Msg(reset),
+        state.ok() ? StateName(*state) : Msg(state.status()));
+    absl::MutexLock lock(&mu_);
+    DeviceRecord* d = FindDevice(id);
+    d->was_reset = true;
+    d->state = state.ok() ? *state : DeviceState::ERROR;
+    if (!reset.ok()) d->error = absl::StrCat("reset failed: ", reset.message());
+  }
+  std::vector<std::string> summary;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const DeviceRecord& d : devices_) {
+      summary.push_back(absl::StrCat(d.target.target_device_id, " ",
+                                     StateName(d.state),
+                                     d.was_reset ? " (reset)" : ""));
+    }
+  }
+  Finish();
+  spdlog::info("destination {}: rolled back: {}", settings_.id,
+               absl::StrJoin(summary, ", "));
+  return absl::StrJoin(summary, ", ");
+}
+
+void DestinationMigration::DiscardResumes() {
+  std::vector<std::pair<std::string, std::shared_ptr<Device>>> devices;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const DeviceRecord& d : devices_) {
+      devices.emplace_back(d.target.target_device_id, d.target.device);
+    }
+  }
+  for (const auto& [id, device] : devices) {
+    // Every device, not only those recorded in RESUMING: a STOP -> RESUMING
+    // arc that passed its deadline may have completed since. GetState runs
+    // on the device's worker, after any call still in flight.
+    absl::StatusOr<DeviceState> state = executor_->GetState(id);
+    if (!state.ok() || *state != DeviceState::RESUMING) continue;
+    absl::Status reset = device->Reset();
+    state = device->GetState();
+    spdlog::info(
+        "destination {}: device {}: discarded the received state "
+        "(reset from RESUMING: {}; now {})",
+        settings_.id, id, reset.ok() ? "ok" : Msg(reset),
+        state.ok() ? StateName(*state) : Msg(state.status()));
+    absl::MutexLock lock(&mu_);
+    DeviceRecord* d = FindDevice(id);
+    d->was_reset = true;
+    d->state = state.ok() ? *state : DeviceState::ERROR;
+    if (!reset.ok()) d->error = absl::StrCat("reset failed: ", reset.message());
+  }
+}
+
+void DestinationMigration::Finish() {
+  lease_.Release();
+  // Every call has returned (Rollback and the commit waves wait for them),
+  // so this only stops the idle workers.
+  executor_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    stage_ = Stage::kDone;
+    finished_unix_ms_ = absl::ToUnixMillis(absl::Now());
+  }
+  if (on_finished_) on_finished_(settings_.id);
+}
+
+bool DestinationMigration::finished() const {
+  absl::MutexLock lock(&mu_);
+  return stage_ == Stage::kDone;
+}
+
+}  // namespace vfiomig

@@ -1,0 +1,39 @@
+// DestinationOptions: how this daemon behaves as a migration destination.
+#ifndef VFIOMIG_DAEMON_MIGRATION_DESTINATION_OPTIONS_H_
+#define VFIOMIG_DAEMON_MIGRATION_DESTINATION_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "daemon/engine/transition_executor.h"
+
+namespace vfiomig {
+
+struct DestinationOptions {
+  // A prepared migration with no open stream that gets neither Commit nor
+  // Abort for this long (counted from Prepare, from the last stream frame
+  // or from the last stream's end) is orphaned: its source is gone, and
+  // the destination rolls its devices back by itself. Open streams keep a
+  // migration alive however quiet they are (a source may sit in a long
+  // drain under the mandatory policy); a dead source breaks them through
+  // gRPC keepalive instead (server.cc).
+  absl::Duration abort_timeout = absl::Seconds(30);
+
+  // Per-arc deadlines when a PrepareRequest leaves them 0.
+  ArcDeadlines default_deadlines;
+
+  // Bound on one stream's device bytes, as a multiple of the target's
+  // capacity (device_identity.h DeviceStateCapacity): pre-copy resends
+  // dirtied data, so a stream legitimately carries more than the state.
+  uint64_t stream_capacity_factor = 4;
+  // The bound when the capacity is unknown (kernel devices).
+  uint64_t unknown_capacity_stream_limit = uint64_t{1} << 40;  // 1 TiB
+
+  // Finished incoming migrations kept for listing, oldest dropped first.
+  size_t history_limit = 100;
+};
+
+}  // namespace vfiomig
+
+#endif  // VFIOMIG_DAEMON_MIGRATION_DESTINATION_OPTIONS_H_

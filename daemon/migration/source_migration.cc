@@ -1,0 +1,430 @@
+#include "daemon/migration/source_migration.h"
+
+#include <algorithm>
+#include <exception>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "daemon/migration/device_identity.h"
+#include "daemon/migration/source_internal.h"
+#include "daemon/proto_convert.h"
+#include "daemon/stream/header.h"
+#include "spdlog/spdlog.h"
+#include "vfiomig/v1/stream.pb.h"
+
+namespace vfiomig {
+
+// Reports the executor's arcs into the tracker and the log. Runs on the
+// migration thread (the executor calls it there).
+class SourceMigration::Observer final : public ExecutorObserver {
+ public:
+  explicit Observer(SourceMigration* migration) : m_(migration) {}
+
+  void SetWave(int wave, std::string phase) {
+    wave_ = wave;
+    phase_ = std::move(phase);
+  }
+  // From now on arcs stop the workload: the first one starts the downtime.
+  void EnterDowntime() { downtime_ = true; }
+
+  void OnArcStarted(const PlannedArc& arc) override {
+    if (downtime_ && m_->downtime_start_ == absl::InfinitePast()) {
+      m_->downtime_start_ = absl::Now();
+    }
+    spdlog::debug("migration {} device {}: {} started", m_->id(), arc.device,
+                  ArcName(arc.from, arc.to));
+  }
+
+  void OnArcFinished(const ArcResult& result) override {
+    DeviceRun* device = m_->Find(result.arc.device);
+    if (device == nullptr) return;
+    const std::string arc = ArcName(result.arc.from, result.arc.to);
+    const int64_t ms = absl::ToInt64Milliseconds(result.elapsed);
+    std::string message;
+    if (result.status.ok()) {
+      device->state = result.arc.to;
+      const int64_t deadline = absl::ToInt64Milliseconds(
+          m_->spec_.deadlines.For(result.arc.from, result.arc.to));
+      const std::string late =
+          result.late ? absl::StrCat(", late: ", ms, " ms > ", deadline, " ms")
+                      : "";
+      message =
+          absl::StrCat(device->id, " ", arc, " done in ", ms, " ms", late);
+      spdlog::info("migration {} device {}: {} done in {} ms{}", m_->id(),
+                   device->id, arc, ms, late);
+    } else {
+      message = absl::StrCat(device->id, " ", arc, " failed after ", ms,
+                             " ms: ", result.status.message());
+      spdlog::warn("migration {} device {}: {} failed after {} ms: {}",
+                   m_->id(), device->id, arc, ms,
+                   std::string(result.status.message()));
+    }
+    const DeviceState state = device->state;
+    m_->tracker_->Publish(
+        [&](v1::Migration& m) {
+          SetState(m.mutable_devices(device->index), state);
+        },
+        EventInfo(message, wave_, phase_, !result.status.ok() || result.late));
+  }
+
+  void OnArcLate(const PlannedArc& arc, absl::Duration elapsed,
+                 absl::Duration deadline) override {
+    const std::string message = absl::StrCat(
+        arc.device, " ", ArcName(arc.from, arc.to), " late: still running at ",
+        absl::ToInt64Milliseconds(elapsed), " ms, deadline ",
+        absl::ToInt64Milliseconds(deadline),
+        " ms; waiting for it (mandatory policy)");
+    spdlog::warn("migration {} device {}: {}", m_->id(), arc.device, message);
+    m_->tracker_->Publish([&](v1::Migration& m) { m.add_warnings(message); },
+                          EventInfo(message, wave_, phase_, true));
+  }
+
+  void OnDeviceReset(const std::string& device,
+                     const absl::Status& why) override {
+    DeviceRun* run = m_->Find(device);
+    const std::string message =
+        absl::StrCat(device, " needed VFIO_DEVICE_RESET: ", why.message());
+    spdlog::error("migration {} device {}: {}", m_->id(), device, message);
+    m_->tracker_->Publish(
+        [&](v1::Migration& m) {
+          m.add_warnings(message);
+          if (run != nullptr)
+            m.mutable_devices(run->index)->set_was_reset(true);
+        },
+        EventInfo(message, wave_, phase_, true));
+  }
+
+ private:
+  SourceMigration* m_;
+  int wave_ = 0;
+  std::string phase_;
+  bool downtime_ = false;
+};
+
+SourceMigration::SourceMigration(SourceMigrationSpec spec,
+                                 std::shared_ptr<MigrationTracker> tracker)
+    : spec_(std::move(spec)),
+      tracker_(std::move(tracker)),
+      observer_(std::make_unique<Observer>(this)) {
+  for (size_t i = 0; i < spec_.devices.size(); ++i) {
+    auto run = std::make_unique<DeviceRun>();
+    run->index = static_cast<int>(i);
+    run->device = spec_.devices[i];
+    run->id = run->device->info().id;
+    run->target = spec_.target_ids[i];
+    by_id_[run->id] = run.get();
+    devices_.push_back(std::move(run));
+  }
+}
+
+SourceMigration::~SourceMigration() {
+  Cancel("the daemon is shutting down");
+  Join();
+}
+
+void SourceMigration::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void SourceMigration::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void SourceMigration::Cancel(const std::string& reason) {
+  if (tracker_->finished()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_.load()) return;
+    cancel_reason_ = reason;
+  }
+  cancelled_.store(true);
+  // Paired with Migrate's store of committing_ and load of cancelled_: one
+  // of the two threads sees the other's flag.
+  if (committing_.load()) {
+    spdlog::warn("migration {}: cancel ({}) too late: commit in progress",
+                 spec_.id, reason);
+    return;
+  }
+  spdlog::info("migration {}: cancelling: {}", spec_.id, reason);
+  StopStreams();
+  absl::MutexLock lock(&mu_);
+  if (peer_ != nullptr) peer_->CancelPending();
+}
+
+void SourceMigration::EnterRollback() { observer_->SetWave(0, "rollback"); }
+
+SourceMigration::DeviceRun* SourceMigration::Find(const std::string& id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+void SourceMigration::Run() {
+  spdlog::info(
+      "migration {}: source of {} to {} ({} policy, drain {} ms, arc "
+      "{} ms)",
+      spec_.id, DeviceList(), spec_.destination,
+      spec_.policy == DeadlinePolicy::kSla ? "sla" : "mandatory",
+      absl::ToInt64Milliseconds(spec_.deadlines.drain),
+      absl::ToInt64Milliseconds(spec_.deadlines.arc));
+  absl::Status status;
+  try {
+    status = Migrate();
+  } catch (const std::exception& e) {
+    // Nothing here throws by design; if a library does, roll back anyway.
+    status =
+        absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
+  }
+  if (status.ok()) {
+    Succeed();
+  } else {
+    Fail(status);
+  }
+}
+
+std::string SourceMigration::DeviceList() const {
+  std::vector<std::string> parts;
+  for (const auto& d : devices_) {
+    parts.push_back(d->id == d->target ? d->id
+                                       : absl::StrCat(d->id, "->", d->target));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+absl::Status SourceMigration::Migrate() {
+  tracker_->Publish(
+      [](v1::Migration& m) { m.set_phase(v1::MIGRATION_PHASE_PREPARING); },
+      EventInfo(absl::StrCat("preparing destination ", spec_.destination)));
+  if (absl::Status s = PrepareDestination(); !s.ok()) return s;
+  if (absl::Status s = OpenStreams(); !s.ok()) return s;
+  if (absl::Status s = CheckContinue(); !s.ok()) return s;
+
+  std::map<std::string, std::shared_ptr<Device>> devices;
+  for (const auto& d : devices_) devices[d->id] = d->device;
+  executor_ = std::make_unique<TransitionExecutor>(
+      std::move(devices), spec_.deadlines, spec_.policy, observer_.get(),
+      spec_.id);
+
+  const std::vector<Wave>& waves = spec_.plan.source;
+  bool switched = false;
+  for (size_t i = 0; i < waves.size(); ++i) {
+    const int wave = static_cast<int>(i) + 1;
+    if (waves[i].phase != WavePhase::kPreCopy && !switched) {
+      if (absl::Status s = Switchover(wave); !s.ok()) return s;
+      switched = true;
+      observer_->EnterDowntime();
+    }
+    if (absl::Status s = CheckContinue(); !s.ok()) return s;
+    if (absl::Status s = RunWave(i); !s.ok()) return s;
+    if (waves[i].phase == WavePhase::kPreCopy) {
+      if (absl::Status s = RunPrecopy(wave); !s.ok()) return s;
+    } else if (waves[i].phase == WavePhase::kStopCopy) {
+      if (absl::Status s = StreamStopCopy(wave); !s.ok()) return s;
+    }
+  }
+  for (const auto& d : devices_) d->session.reset();
+
+  committing_.store(true);
+  if (absl::Status s = CheckContinue(); !s.ok()) return s;
+  return CommitDestination();
+}
+
+absl::Status SourceMigration::PrepareDestination() {
+  v1::PrepareRequest request;
+  request.set_migration_id(spec_.id);
+  request.set_source_host(spec_.source_host);
+  request.mutable_plan_options()->set_allow_no_p2p(
+      spec_.plan_options.allow_no_p2p);
+  request.set_policy(spec_.policy == DeadlinePolicy::kSla
+                         ? v1::DEADLINE_POLICY_SLA
+                         : v1::DEADLINE_POLICY_MANDATORY);
+  request.set_drain_timeout_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(spec_.deadlines.drain)));
+  request.set_arc_timeout_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(spec_.deadlines.arc)));
+  for (const auto& d : devices_) {
+    absl::StatusOr<uint64_t> size = d->device->StopCopySize();
+    if (!size.ok()) {
+      failed_device_ = d->id;
+      return absl::Status(
+          size.status().code(),
+          absl::StrCat(d->id, ": stop-copy size: ", size.status().message()));
+    }
+    d->header.source_host = spec_.source_host;
+    d->header.migration_id = spec_.id;
+    d->header.device = DeviceIdentityOf(d->device->info());
+    d->header.stop_copy_bytes = *size;
+    absl::StatusOr<std::string> payload =
+        stream::EncodeHeaderPayload(d->header);
+    if (!payload.ok()) return payload.status();
+    v1::PeerDevice* peer_device = request.add_devices();
+    peer_device->set_source_device_id(d->id);
+    peer_device->set_target_device_id(d->target);
+    // The same bytes the HEADER frame will carry.
+    if (!peer_device->mutable_header()->ParseFromString(*payload)) {
+      return absl::InternalError("stream header does not round-trip");
+    }
+  }
+  PeerClient* peer;
+  {
+    absl::MutexLock lock(&mu_);
+    peer_ = PeerClient::Connect(spec_.destination);
+    peer = peer_.get();
+    if (cancelled_.load()) peer_->CancelPending();
+  }
+  prepare_sent_ = true;
+  const absl::Duration timeout =
+      spec_.peer_timeout + DestinationBudget(kPrepareWaves);
+  absl::StatusOr<v1::PrepareResponse> response =
+      peer->Prepare(request, timeout);
+  if (!response.ok()) return response.status();
+  if (!response->ready()) {
+    std::vector<std::string> refusals;
+    tracker_->Publish(
+        [&](v1::Migration& m) {
+          for (const v1::DeviceVerdict& verdict : response->verdicts()) {
+            if (verdict.accepted()) continue;
+            refusals.push_back(absl::StrCat(verdict.target_device_id(), ": ",
+                                            verdict.reason()));
+            for (const auto& d : devices_) {
+              if (d->target != verdict.target_device_id()) continue;
+              if (failed_device_.empty()) failed_device_ = d->id;
+              m.mutable_devices(d->index)->set_error(verdict.reason());
+            }
+          }
+        },
+        EventInfo("destination refused the migration", true));
+    if (refusals.empty()) refusals.push_back("no reason given");
+    return absl::FailedPreconditionError(
+        absl::StrCat("destination ", spec_.destination,
+                     " refused: ", absl::StrJoin(refusals, "; ")));
+  }
+  prepared_ = true;
+  spdlog::info("migration {}: destination {} prepared {} devices", spec_.id,
+               spec_.destination, devices_.size());
+  tracker_->Publish(
+      [](v1::Migration&) {},
+      EventInfo(absl::StrCat("destination prepared: ", devices_.size(),
+                             " devices in RESUMING")));
+  return absl::OkStatus();
+}
+
+absl::Status SourceMigration::OpenStreams() {
+  PeerClient* peer;
+  {
+    absl::MutexLock lock(&mu_);
+    peer = peer_.get();
+    for (const auto& d : devices_) {
+      d->stream =
+          std::make_unique<DeviceStream>(spec_.id, d->id, d->target, d->header);
+      if (stop_.load()) d->stream->Cancel();
+    }
+  }
+  for (const auto& d : devices_) {
+    if (absl::Status s = d->stream->Open(peer->stub()); !s.ok()) {
+      failed_device_ = d->id;
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SourceMigration::RunWave(size_t index) {
+  const Wave& wave = spec_.plan.source[index];
+  const int number = static_cast<int>(index) + 1;
+  const std::string phase(WavePhaseName(wave.phase));
+  observer_->SetWave(number, phase);
+  tracker_->Publish(
+      [&](v1::Migration& m) { m.set_phase(MigrationPhaseOf(wave.phase)); },
+      EventInfo(absl::StrCat("wave ", number, " ", phase,
+                             " started: ", wave.arcs.size(), " arcs"),
+                number, phase));
+  const absl::Time start = absl::Now();
+  WaveResult result = executor_->RunWave(wave);
+  const absl::Duration elapsed = absl::Now() - start;
+  for (ArcResult& arc : result.arcs) {
+    if (arc.session == nullptr) continue;
+    if (DeviceRun* device = Find(arc.arc.device)) {
+      device->session = std::move(arc.session);
+    }
+  }
+  measured_wave_time_ += elapsed;
+  ++measured_waves_;
+  if (!result.status.ok()) {
+    if (result.failed_arc.has_value()) {
+      failed_device_ = result.failed_arc->device;
+      failed_arc_ = ArcName(result.failed_arc->from, result.failed_arc->to);
+    }
+    return result.status;
+  }
+  tracker_->Publish(
+      [](v1::Migration&) {},
+      EventInfo(absl::StrCat("wave ", number, " ", phase, " done in ",
+                             absl::ToInt64Milliseconds(elapsed), " ms"),
+                number, phase));
+  return absl::OkStatus();
+}
+
+absl::Status SourceMigration::CheckContinue() {
+  if (cancelled_.load()) {
+    absl::MutexLock lock(&mu_);
+    return absl::CancelledError(absl::StrCat("cancelled: ", cancel_reason_));
+  }
+  if (prepared_) {
+    absl::MutexLock lock(&mu_);
+    if (peer_ != nullptr && !peer_->Connected()) {
+      return absl::UnavailableError(absl::StrCat("connection to destination ",
+                                                 spec_.destination, " lost"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SourceMigration::CommitDestination() {
+  tracker_->Publish(
+      [](v1::Migration& m) { m.set_phase(v1::MIGRATION_PHASE_COMMITTING); },
+      EventInfo("committing: destination resumes its devices"));
+  PeerClient* peer;
+  {
+    absl::MutexLock lock(&mu_);
+    peer = peer_.get();
+  }
+  absl::StatusOr<v1::CommitResponse> response = peer->Commit(
+      spec_.id, spec_.peer_timeout + DestinationBudget(kCommitWaves));
+  commit_done_ = absl::Now();
+  if (!response.ok()) return response.status();
+  std::vector<std::string> not_running;
+  for (const v1::DeviceStatus& device : response->devices()) {
+    if (device.state() != v1::DEVICE_STATE_RUNNING) {
+      not_running.push_back(
+          absl::StrCat(device.device_id(), " ", device.state_name()));
+    }
+  }
+  if (!not_running.empty()) {
+    return absl::InternalError(
+        absl::StrCat("destination committed but not every device is RUNNING: ",
+                     absl::StrJoin(not_running, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Duration SourceMigration::DestinationBudget(
+    std::initializer_list<WavePhase> phases) const {
+  absl::Duration budget = absl::ZeroDuration();
+  for (const Wave& wave : spec_.plan.destination) {
+    if (std::find(phases.begin(), phases.end(), wave.phase) == phases.end()) {
+      continue;
+    }
+    absl::Duration longest = absl::ZeroDuration();
+    for (const PlannedArc& arc : wave.arcs) {
+      longest = std::max(longest, spec_.deadlines.For(arc.from, arc.to));
+    }
+    budget += longest;
+  }
+  return budget;
+}
+
+}  // namespace vfiomig

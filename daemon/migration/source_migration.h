@@ -1,0 +1,190 @@
+// SourceMigration: one outgoing migration of a device group, on its own
+// thread.
+//
+// The steps, each reported through the migration's MigrationTracker:
+//   1. PREPARING: a stream header per device (DeviceIdentityOf + the
+//      stop-copy estimate), Prepare on the destination (which validates
+//      every device and puts its targets into RESUMING), and one StreamState
+//      call per device, opened with its HEADER frame.
+//   2. PRE_COPY (groups with PRE_COPY devices): the kPreCopy wave, then
+//      rounds of pre-copy streaming, one thread per device, until
+//      DecidePrecopy (core/precopy.h) says stop.
+//   3. SWITCHOVER: the predicted downtime, then the SwitchoverAction pauses
+//      the workload.
+//   4. QUIESCE / STOP_COPY: the remaining source waves; after kStopCopy,
+//      every device's save session is streamed to its end (one thread per
+//      device), END sent, and each stream's summary checked.
+//   5. COMMITTING: Commit; the destination resumes its devices.
+// Success leaves the source devices in STOP. Any failure (an arc that fails,
+// or is late under the sla policy; a destination error or lost connection; a
+// stream error; Cancel) rolls back: the streams are cancelled, the
+// destination told to Abort (concurrently, best effort), and the executor
+// brings every source device back to RUNNING (group-ordered). No exit path
+// leaves a source device stopped.
+//
+// Memory stays bounded by one frame buffer per device: device state goes
+// from the save session to gRPC frame by frame, and a slow destination
+// blocks the sending thread (backpressure), never a queue.
+//
+// Thread-safety: Start, Join and the destructor from the owner's thread;
+// Cancel from any thread.
+#ifndef VFIOMIG_DAEMON_MIGRATION_SOURCE_MIGRATION_H_
+#define VFIOMIG_DAEMON_MIGRATION_SOURCE_MIGRATION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/core/planner.h"
+#include "daemon/core/precopy.h"
+#include "daemon/engine/transition_executor.h"
+#include "daemon/migration/device_leases.h"
+#include "daemon/migration/migration_tracker.h"
+#include "daemon/migration/source_peer.h"
+#include "daemon/migration/switchover.h"
+#include "daemon/stream/format.h"
+#include "plugins/backend.h"
+
+namespace vfiomig {
+
+// A validated migration request, ready to run.
+struct SourceMigrationSpec {
+  std::string id;
+  // gRPC target of the destination daemon.
+  std::string destination;
+  // This host's name, for the stream headers.
+  std::string source_host;
+  // The group, in request order, and each device's target id (parallel).
+  std::vector<std::shared_ptr<Device>> devices;
+  std::vector<std::string> target_ids;
+  // A migratable plan of `devices` (PlanMigration).
+  GroupPlan plan;
+  PlanOptions plan_options;
+  DeadlinePolicy policy = DeadlinePolicy::kSla;
+  ArcDeadlines deadlines;
+  PrecopyPolicy precopy;
+  // Base deadline of Prepare, Commit and Abort; Prepare and Commit add the
+  // deadlines of the destination waves they run.
+  absl::Duration peer_timeout = absl::Seconds(10);
+  std::unique_ptr<SwitchoverAction> switchover;
+  // Held until the migration has finished; released before the final event.
+  Lease lease;
+};
+
+class SourceMigration {
+ public:
+  // `tracker` holds the Migration resource (role "source", its devices in
+  // spec order) and receives every update.
+  SourceMigration(SourceMigrationSpec spec,
+                  std::shared_ptr<MigrationTracker> tracker);
+  // Cancels a migration still running and waits for it.
+  ~SourceMigration();
+
+  SourceMigration(const SourceMigration&) = delete;
+  SourceMigration& operator=(const SourceMigration&) = delete;
+
+  // Starts the migration thread. Once.
+  void Start();
+  // Asks the migration to stop and roll back. Returns at once; the tracker
+  // tells when it is done. No effect once Commit has been sent (the
+  // destination may already run the devices) or the migration finished.
+  void Cancel(const std::string& reason);
+  // Waits for the migration thread.
+  void Join();
+
+  const std::string& id() const { return spec_.id; }
+
+ private:
+  struct DeviceRun;
+  class Observer;
+
+  void Run();
+  absl::Status Migrate();
+  absl::Status PrepareDestination();
+  absl::Status OpenStreams();
+  absl::Status RunWave(size_t index);
+  absl::Status CommitDestination();
+  // Cancelled, or the destination connection is gone.
+  absl::Status CheckContinue();
+  DeviceRun* Find(const std::string& id);
+  // "gpu0,nic0->nic3", for the log.
+  std::string DeviceList() const;
+  // The deadlines of the destination waves of `phases`, summed (each wave
+  // as long as its longest arc deadline).
+  absl::Duration DestinationBudget(
+      std::initializer_list<WavePhase> phases) const;
+
+  // Tags the executor's events of the rollback.
+  void EnterRollback();
+
+  // source_outcome.cc
+  void Succeed();
+  void Fail(const absl::Status& cause);
+
+  // source_streaming.cc
+  absl::Status RunPrecopy(int wave);
+  absl::Status Switchover(int wave);
+  absl::Status StreamStopCopy(int wave);
+  // Runs `fn` for every device of `devices` at once, one thread each; the
+  // first failure stops the others. The failing device's own error wins
+  // over the errors the others see because of it.
+  absl::Status ForEachDevice(const std::vector<DeviceRun*>& devices,
+                             const std::function<absl::Status(DeviceRun&)>& fn);
+  // Stops every pump and breaks every open stream.
+  void StopStreams();
+  void DestroyStreams();
+  void OnFrame(DeviceRun& device, stream::Section section, uint64_t bytes);
+  // Brings bytes_total of every device and of the migration up to date.
+  void PublishTotals();
+
+  SourceMigrationSpec spec_;
+  std::shared_ptr<MigrationTracker> tracker_;
+  std::vector<std::unique_ptr<DeviceRun>> devices_;
+  std::map<std::string, DeviceRun*> by_id_;
+  std::unique_ptr<Observer> observer_;
+  std::thread thread_;
+
+  // Set from any thread.
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> committing_{false};
+  // Tells pumps to stop (failure or cancel).
+  std::atomic<bool> stop_{false};
+
+  // Guards what Cancel reaches from other threads: the peer client and
+  // the devices' streams (created and destroyed by the migration thread).
+  absl::Mutex mu_;
+  std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<PeerClient> peer_ ABSL_GUARDED_BY(mu_);
+
+  // The migration thread's own state.
+  std::unique_ptr<TransitionExecutor> executor_;
+  // Prepare was sent: the destination may hold devices and needs an Abort.
+  bool prepare_sent_ = false;
+  // The destination accepted every device and holds them in RESUMING.
+  bool prepared_ = false;
+  bool paused_ = false;
+  std::string failed_device_;
+  std::string failed_arc_;
+  std::atomic<uint64_t> bytes_sent_{0};
+  absl::Duration streaming_time_ = absl::ZeroDuration();
+  absl::Duration precopy_time_ = absl::ZeroDuration();
+  uint64_t precopy_bytes_ = 0;
+  absl::Duration measured_wave_time_ = absl::ZeroDuration();
+  int measured_waves_ = 0;
+  absl::Time downtime_start_ = absl::InfinitePast();
+  absl::Time commit_done_ = absl::InfinitePast();
+};
+
+}  // namespace vfiomig
+
+#endif  // VFIOMIG_DAEMON_MIGRATION_SOURCE_MIGRATION_H_
