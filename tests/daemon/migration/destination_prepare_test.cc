@@ -134,7 +134,7 @@ TEST_F(DestinationPrepareTest, MalformedRequestIsInvalidArgument) {
 TEST_F(DestinationPrepareTest, FailedWaveRollsBack) {
   // A drain that outlasts its deadline: the sim's 1 s drain against 50 ms.
   StopService();
-  destination_ = MakeInventory(tmp_, "slow.json", R"json({"devices": [
+  destination_ = SimInventory(tmp_, "slow.json", R"json({"devices": [
       {"id": "dnic0", "features": ["stop_copy", "p2p"],
        "state_bytes": "1MiB", "drain_ms": 1000}]})json");
   original_digests_ = {{"dnic0", TargetDigest("dnic0")}};

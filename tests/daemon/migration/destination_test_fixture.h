@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "plugins/registry.h"
+#include "tests/daemon/migration/sim_inventory.h"
 #include "tests/daemon/temp_dir.h"
 #include "vfiomig/v1/peer.grpc.pb.h"
 
@@ -148,29 +149,14 @@ inline v1::StreamHeader HeaderToProto(const stream::StreamHeader& header) {
   return proto;
 }
 
-inline std::unique_ptr<Inventory> MakeInventory(const TempDir& tmp,
-                                                const std::string& name,
-                                                const std::string& config) {
-  BackendOptions options;
-  options.sim_config_path = tmp.WriteFile(name, config);
-  absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
-      BackendRegistry::Create("sim", options);
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  if (!backend.ok()) return nullptr;
-  absl::StatusOr<std::unique_ptr<Inventory>> inventory =
-      Inventory::Create(*std::move(backend), {});
-  EXPECT_TRUE(inventory.ok()) << inventory.status();
-  return inventory.ok() ? *std::move(inventory) : nullptr;
-}
-
 inline void DestinationTest::SetUp() {
   // Keeps gRPC initialised for the whole test binary: when the last server
   // or channel goes, grpc_shutdown() may wait up to 10 s for an internal
   // timer (gRPC 1.51), which would slow some tests down at random.
   static const bool grpc_initialised = (grpc_init(), true);
   (void)grpc_initialised;
-  source_ = MakeInventory(tmp_, "source.json", kSourceConfig);
-  destination_ = MakeInventory(tmp_, "destination.json", kDestinationConfig);
+  source_ = SimInventory(tmp_, "source.json", kSourceConfig);
+  destination_ = SimInventory(tmp_, "destination.json", kDestinationConfig);
   ASSERT_NE(source_, nullptr);
   ASSERT_NE(destination_, nullptr);
   for (const std::shared_ptr<Device>& d : destination_->devices()) {

@@ -23,25 +23,11 @@
 #include "daemon/server.h"
 #include "gtest/gtest.h"
 #include "plugins/registry.h"
+#include "tests/daemon/migration/sim_inventory.h"
 #include "tests/daemon/temp_dir.h"
 #include "vfiomig/v1/control.pb.h"
 
 namespace vfiomig::testing {
-
-inline std::unique_ptr<Inventory> SimInventory(const TempDir& dir,
-                                               const std::string& name,
-                                               const std::string& json) {
-  BackendOptions options;
-  options.sim_config_path = dir.WriteFile(name, json);
-  absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
-      BackendRegistry::Create("sim", options);
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  if (!backend.ok()) return nullptr;
-  absl::StatusOr<std::unique_ptr<Inventory>> inventory =
-      Inventory::Create(*std::move(backend), {});
-  EXPECT_TRUE(inventory.ok()) << inventory.status();
-  return inventory.ok() ? *std::move(inventory) : nullptr;
-}
 
 // Collects a migration's events on a thread of its own, as a watcher
 // would.
