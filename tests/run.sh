@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Debian 12, as root), builds,
-# runs every test with ctest, then builds and runs the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# runs every test with ctest and the benchmark suite's quick mode, then
+# builds and runs the unit tests again under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,11 @@ cmake -G Ninja -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build
 echo "== all tests =="
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+# Once, alone, so that it cannot rot: the benchmark suite's quick mode
+# (about a minute; it fails only when a measured migration fails).
+echo "== benchmark (quick) =="
+bash tests/bench/run.sh --quick --build-dir build
 
 echo "== unit tests under ASan+UBSan =="
 cmake -G Ninja -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \

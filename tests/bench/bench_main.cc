@@ -1,0 +1,91 @@
+// vfiomig_bench: the machine-level measurements of the benchmark suite
+// (tests/bench/run.sh drives it, together with real daemons). Each
+// subcommand prints one JSON object on stdout:
+//
+//   vfiomig_bench tcp --bytes N
+//   vfiomig_bench baseline --config SRC.json --dest-config DST.json
+//   vfiomig_bench sim-source --config SRC.json
+//   vfiomig_bench sim-sink --config SRC.json
+//   vfiomig_bench plan --devices 256 --iterations 200
+//
+// Not a test: the numbers depend on the machine and on what else runs.
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+#include "tests/bench/device_bench.h"
+#include "tests/bench/transport_bench.h"
+
+namespace {
+
+using vfiomig::bench::GiBps;
+
+void Print(const nlohmann::json& j) { std::printf("%s\n", j.dump().c_str()); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("vfiomig_bench: transport, sim and planner measurements");
+  app.require_subcommand(1);
+
+  uint64_t tcp_bytes = uint64_t{4} << 30;
+  CLI::App* tcp = app.add_subcommand("tcp", "bare loopback TCP, two processes");
+  tcp->add_option("--bytes", tcp_bytes, "bytes to send")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+
+  std::string config, dest_config;
+  CLI::App* baseline = app.add_subcommand(
+      "baseline", "sim source devices -> one TCP connection -> sim sinks");
+  baseline->add_option("--config", config, "source sim config")->required();
+  baseline->add_option("--dest-config", dest_config, "sink sim config")
+      ->required();
+
+  CLI::App* source = app.add_subcommand("sim-source", "sim save reads only");
+  source->add_option("--config", config, "sim config")->required();
+  CLI::App* sink = app.add_subcommand("sim-sink", "sim resume writes only");
+  sink->add_option("--config", config, "sim config")->required();
+
+  int devices = 256, iterations = 200;
+  CLI::App* plan = app.add_subcommand("plan", "group planner time");
+  plan->add_option("--devices", devices)->check(CLI::Range(1, 4096));
+  plan->add_option("--iterations", iterations)->check(CLI::Range(1, 100000));
+
+  CLI11_PARSE(app, argc, argv);
+  // The sim logs each resume at info; figures only on stdout.
+  spdlog::set_level(spdlog::level::warn);
+
+  if (*tcp) {
+    vfiomig::bench::TransportResult r = vfiomig::bench::RawTcp(tcp_bytes);
+    Print({{"bytes", r.bytes},
+           {"seconds", r.seconds},
+           {"raw_tcp_gib_s", r.gib_s()}});
+  } else if (*baseline) {
+    vfiomig::bench::TransportResult r =
+        vfiomig::bench::Baseline(config, dest_config);
+    Print({{"bytes", r.bytes},
+           {"seconds", r.seconds},
+           {"baseline_gib_s", r.gib_s()}});
+  } else if (*source) {
+    vfiomig::bench::DeviceResult r = vfiomig::bench::SimSource(config);
+    Print({{"bytes", r.bytes},
+           {"seconds", r.seconds},
+           {"sim_source_gib_s", GiBps(r.bytes, r.seconds)}});
+  } else if (*sink) {
+    vfiomig::bench::DeviceResult r = vfiomig::bench::SimSink(config);
+    Print({{"bytes", r.bytes},
+           {"seconds", r.seconds},
+           {"sim_sink_gib_s", GiBps(r.bytes, r.seconds)}});
+  } else if (*plan) {
+    vfiomig::bench::PlanResult r =
+        vfiomig::bench::PlanGroup(devices, iterations);
+    Print({{"devices", devices},
+           {"iterations", iterations},
+           {"waves", r.waves},
+           {"plan_us_min", r.min_us},
+           {"plan_us", r.median_us}});
+  }
+  return 0;
+}
