@@ -15,6 +15,8 @@ struct DevicesOptions {
   bool json = false;
   // Skips the per-device GetDevice calls that fetch content digests.
   bool no_digest = false;
+  // Also list host devices the daemon does not manage, with the reason.
+  bool all = false;
 };
 
 CLI::App* AddDevicesCommand(CLI::App& app, DevicesOptions* options);
@@ -26,6 +28,10 @@ int RunDevices(const DevicesOptions& options, const GlobalOptions& global,
 Json DeviceToJson(const v1::Device& device);
 void RenderDeviceTable(const v1::ListDevicesResponse& response,
                        std::ostream& out);
+Json HostDeviceToJson(const v1::HostDevice& device);
+// The host devices of `response` (devices --all); nothing when none.
+void RenderHostDeviceTable(const v1::ListDevicesResponse& response,
+                           std::ostream& out);
 
 }  // namespace vfiomig::cli
 

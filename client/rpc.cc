@@ -127,12 +127,14 @@ absl::Status ControlClient::Translate(const grpc::Status& status) const {
                       absl::StrCat("vfio-migd failed: ", message));
 }
 
-absl::StatusOr<v1::ListDevicesResponse> ControlClient::ListDevices() const {
+absl::StatusOr<v1::ListDevicesResponse> ControlClient::ListDevices(
+    bool include_host_devices) const {
   grpc::ClientContext context;
   PrepareContext(&context);
+  v1::ListDevicesRequest request;
+  request.set_include_host_devices(include_host_devices);
   v1::ListDevicesResponse response;
-  grpc::Status status =
-      stub_->ListDevices(&context, v1::ListDevicesRequest(), &response);
+  grpc::Status status = stub_->ListDevices(&context, request, &response);
   if (!status.ok()) return Translate(status);
   return response;
 }

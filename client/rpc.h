@@ -28,7 +28,10 @@ class ControlClient {
   // fails for a malformed target.
   static absl::StatusOr<ControlClient> Create(const GlobalOptions& options);
 
-  absl::StatusOr<v1::ListDevicesResponse> ListDevices() const;
+  // With `include_host_devices`, also the host devices the daemon found
+  // but does not manage, with the reason.
+  absl::StatusOr<v1::ListDevicesResponse> ListDevices(
+      bool include_host_devices = false) const;
   absl::StatusOr<v1::Device> GetDevice(const std::string& id) const;
   absl::StatusOr<v1::MigrationPlan> PlanMigration(
       const v1::PlanMigrationRequest& request) const;

@@ -107,14 +107,20 @@ ControlService::ControlService(const Inventory* inventory,
     : inventory_(inventory), migrations_(migrations) {}
 
 grpc::Status ControlService::ListDevices(grpc::ServerContext* /*context*/,
-                                         const v1::ListDevicesRequest*,
+                                         const v1::ListDevicesRequest* request,
                                          v1::ListDevicesResponse* response) {
   const CallScope scope(calls_in_flight_);
   for (const std::shared_ptr<Device>& device : inventory_->devices()) {
     DeviceSnapshotToProto(Inventory::Snapshot(*device, {}),
                           response->add_devices());
   }
-  spdlog::debug("ListDevices: {} devices", response->devices_size());
+  if (request->include_host_devices()) {
+    for (const HostDevice& device : inventory_->host_devices()) {
+      HostDeviceToProto(device, response->add_host_devices());
+    }
+  }
+  spdlog::debug("ListDevices: {} devices, {} host devices",
+                response->devices_size(), response->host_devices_size());
   return grpc::Status::OK;
 }
 

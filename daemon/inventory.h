@@ -75,6 +75,11 @@ class Inventory {
     return devices_;
   }
 
+  // Host devices the backend found but does not manage, with the reason.
+  std::vector<HostDevice> host_devices() const {
+    return backend_->HostDevices();
+  }
+
   // NotFound naming `id` when it is not managed.
   absl::StatusOr<std::shared_ptr<Device>> Find(std::string_view id) const;
   // The devices for `ids`, in that order. NotFound naming every unknown id.

@@ -75,6 +75,24 @@ void DeviceSnapshotToProto(const DeviceSnapshot& snapshot, v1::Device* out) {
     out->set_stop_copy_bytes(*snapshot.stop_copy_bytes);
   }
   if (snapshot.digest.has_value()) out->set_digest(*snapshot.digest);
+  out->set_pci_vendor_id(info.pci_vendor_id);
+  out->set_pci_device_id(info.pci_device_id);
+  out->set_mdev_type(info.mdev_type);
+  out->set_mdev_parent(info.mdev_parent);
+  out->set_iommu_group(info.iommu_group);
+  out->set_access(info.access);
+  out->set_mig_data_size(info.mig_data_size);
+  out->set_dma_logging(info.dma_logging);
+}
+
+void HostDeviceToProto(const HostDevice& device, v1::HostDevice* out) {
+  out->set_id(device.id);
+  out->set_driver(device.driver);
+  out->set_description(device.description);
+  out->set_reason(device.reason);
+  out->set_pci_vendor_id(device.pci_vendor_id);
+  out->set_pci_device_id(device.pci_device_id);
+  out->set_iommu_group(device.iommu_group);
 }
 
 PlanOptions PlanOptionsFromProto(const v1::PlanOptions& options) {

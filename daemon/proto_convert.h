@@ -31,6 +31,7 @@ absl::StatusOr<MigrationFeatures> MigrationFeaturesFromProto(
     const google::protobuf::RepeatedField<int>& features);
 
 void DeviceSnapshotToProto(const DeviceSnapshot& snapshot, v1::Device* out);
+void HostDeviceToProto(const HostDevice& device, v1::HostDevice* out);
 
 PlanOptions PlanOptionsFromProto(const v1::PlanOptions& options);
 void WaveToProto(const Wave& wave, v1::Wave* out);

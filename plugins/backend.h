@@ -43,8 +43,19 @@ struct DeviceInfo {
   // PCI vendor/device ids; 0 when not a PCI function (mdevs, sim devices).
   uint16_t pci_vendor_id = 0;
   uint16_t pci_device_id = 0;
-  // mdev type ("mtty-2"); empty when not an mdev.
+  // mdev type ("mtty-2") and parent device ("mtty"); empty when not an
+  // mdev.
   std::string mdev_type;
+  std::string mdev_parent;
+  // Kernel devices: the IOMMU group number and how the daemon opened the
+  // device ("iommufd /dev/vfio/devices/vfio0", "group /dev/vfio/12").
+  std::string iommu_group;
+  std::string access;
+  // Kernel devices: VFIO_DEVICE_FEATURE_MIG_DATA_SIZE answers, and the
+  // device supports DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_START
+  // probe).
+  bool mig_data_size = false;
+  bool dma_logging = false;
   // The largest device state this device can take in RESUMING, when the
   // backend knows it (sim: state_bytes). Unknown for kernel devices, whose
   // driver refuses an oversized stream itself.
@@ -103,6 +114,29 @@ class Device {
   virtual absl::StatusOr<std::string> ContentDigest() {
     return absl::UnimplementedError("device content is opaque");
   }
+
+  // A new file descriptor for the open device (a dup of the backend's own),
+  // for handing the device to a VMM: the kernel lets one process open a
+  // device, and the backend keeps its reference and still drives arcs
+  // through it. The caller owns (and closes) the result. Unimplemented for
+  // devices without a kernel fd (sim).
+  virtual absl::StatusOr<int> DuplicateFd() {
+    return absl::UnimplementedError(
+        "the device has no kernel file descriptor to hand over");
+  }
+};
+
+// A device the backend found on the host but does not manage, and why
+// (not bound to a VFIO driver, IOMMU group not viable, left out by
+// --devices, ...). Reported on request, for operators.
+struct HostDevice {
+  std::string id;
+  std::string driver;       // empty when unbound
+  std::string description;  // one line for humans
+  std::string reason;
+  uint16_t pci_vendor_id = 0;
+  uint16_t pci_device_id = 0;
+  std::string iommu_group;
 };
 
 class DeviceBackend {
@@ -113,6 +147,10 @@ class DeviceBackend {
 
   // Every device this backend manages, in a stable order.
   virtual std::vector<std::shared_ptr<Device>> Devices() = 0;
+
+  // Devices found on the host that this backend does not manage, with the
+  // reason; empty for backends that do not look at the host (sim).
+  virtual std::vector<HostDevice> HostDevices() { return {}; }
 
   // NotFound naming the id when the backend has no such device.
   absl::StatusOr<std::shared_ptr<Device>> Find(std::string_view id);
