@@ -14,6 +14,7 @@
 #include "client/fsm_command.h"
 #include "client/migrate_command.h"
 #include "client/migrations_command.h"
+#include "client/open_command.h"
 #include "client/plan_command.h"
 
 namespace vfiomig::cli {
@@ -70,6 +71,8 @@ int Main(int argc, char** argv) {
   CLI::App* watch = AddWatchCommand(app, &watch_options);
   CancelOptions cancel_options;
   CLI::App* cancel = AddCancelCommand(app, &cancel_options);
+  OpenOptions open_options;
+  CLI::App* open = AddOpenCommand(app, &open_options);
 
   try {
     app.parse(argc, argv);
@@ -91,6 +94,7 @@ int Main(int argc, char** argv) {
   }
   if (watch->parsed()) return RunWatch(watch_options, global, std::cout);
   if (cancel->parsed()) return RunCancel(cancel_options, global, std::cout);
+  if (open->parsed()) return RunOpen(open_options, global);
   PrintError("no command given (try --help)");
   return kExitUsage;
 }

@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "daemon/control_service.h"
+#include "daemon/handoff/handoff_server.h"
+#include "daemon/handoff/protocol.h"
 #include "daemon/inventory.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
@@ -51,6 +53,8 @@ struct Flags {
   uint32_t precopy_max_rounds = 8;
   std::string switchover = "none";
   uint32_t peer_timeout_ms = 10000;
+  // Device hand-off side channel; empty: beside the first unix --listen.
+  std::string handoff_socket;
 };
 
 void AddFlags(CLI::App& app, Flags& flags) {
@@ -75,6 +79,11 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Manage only these device ids (comma-separated); every id "
                  "must exist")
       ->delimiter(',');
+  app.add_option("--handoff-socket", flags.handoff_socket,
+                 "Unix socket on which local VMMs (and `vfio-migctl open`) "
+                 "take device fds (root and this daemon's user only). "
+                 "Default: beside the first unix --listen socket, '.sock' "
+                 "replaced by '-handoff.sock'; 'none' disables it");
   app.add_option("--log-level", flags.log_level, "Log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -212,6 +221,30 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
           target);
     }
   }
+  // The hand-off side channel, beside the control socket.
+  std::string handoff_path = flags.handoff_socket;
+  if (handoff_path.empty()) {
+    for (const std::string& target : flags.listen) {
+      absl::StatusOr<ListenAddress> address = ParseListenAddress(target);
+      if (address.ok() && address->unix_path.has_value()) {
+        handoff_path = handoff::HandoffPathFor(address->unix_path->native());
+        break;
+      }
+    }
+  }
+  std::unique_ptr<HandoffServer> handoff;
+  if (!handoff_path.empty() && handoff_path != "none") {
+    absl::StatusOr<std::unique_ptr<HandoffServer>> started =
+        HandoffServer::Start(handoff_path, inventory->get());
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 1;
+    }
+    handoff = *std::move(started);
+    spdlog::info("device hand-off on unix:{}", handoff_path);
+  } else {
+    spdlog::info("no device hand-off socket (no unix --listen target)");
+  }
   spdlog::info(
       "vfio-migd {} listening on {}; backend {} manages {} devices{}{}",
       VFIOMIG_VERSION, absl::StrJoin((*server)->endpoints(), ", "),
@@ -231,6 +264,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
                  migrations.running());
   }
   migrations.Shutdown();
+  handoff.reset();
   (*server)->Shutdown(kShutdownGrace, [&control, &peer] {
     return control.calls_in_flight() > 0 || peer.calls_in_flight() > 0;
   });
