@@ -9,6 +9,9 @@ packages=(
   libspdlog-dev libfmt-dev libabsl-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev libxxhash-dev
   python3-grpcio python3-grpc-tools python3-protobuf
+  # tests/vm (a real kernel with mtty under QEMU; the kernel packages
+  # themselves are fetched by tests/vm/run.sh with apt-get download)
+  qemu-system-x86 busybox-static dwarves cpio xz-utils
 )
 
 missing=()

@@ -20,6 +20,9 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 echo "== benchmark (quick) =="
 bash tests/bench/run.sh --quick --build-dir build
 
+echo "== VM test: real kernel VFIO devices (mtty) under QEMU =="
+bash tests/vm/run.sh build
+
 echo "== unit tests under ASan+UBSan =="
 cmake -G Ninja -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
   -DVFIOMIG_SANITIZE=address,undefined >/dev/null
