@@ -390,12 +390,45 @@ class LifecycleTest(unittest.TestCase):
                             socket_name="b.sock")
         self.assertNotEqual(broken.wait_exit(), 0)
         self.assertIn("features", broken.log())
+        # A --devices id that is no usable VFIO device on this host.
         vfio = subprocess.run(
-            [ARGS.daemon, "--backend", "vfio", "--listen",
-             "unix:" + os.path.join(self.workdir, "v.sock")],
+            [ARGS.daemon, "--backend", "vfio", "--devices", "0000:ff:1f.7",
+             "--listen", "unix:" + os.path.join(self.workdir, "v.sock")],
             capture_output=True, text=True, timeout=EXIT_TIMEOUT_S)
         self.assertNotEqual(vfio.returncode, 0)
-        self.assertIn("vfio", vfio.stdout + vfio.stderr)
+        self.assertIn("no device '0000:ff:1f.7' on this host",
+                      vfio.stdout + vfio.stderr)
+
+    def test_vfio_backend_lists_the_hosts_devices_with_reasons(self):
+        """--backend vfio on the real host: it starts whatever the host has
+        (this project's machines have no VFIO device), says so when it found
+        none, and lists every PCI function on request, with a reason for
+        each one it does not manage."""
+        from vfiomig.v1 import control_pb2 as pb
+        from vfiomig.v1 import control_pb2_grpc
+        daemon = Daemon(self.workdir, socket_name="v.sock")
+        daemon.args = [ARGS.daemon, "--backend", "vfio", "--listen",
+                       daemon.target, "--log-level", "debug"]
+        self.daemons.append(daemon.start())
+        daemon.wait_serving()
+        with daemon.channel() as channel:
+            stub = control_pb2_grpc.ControlServiceStub(channel)
+            plain = stub.ListDevices(pb.ListDevicesRequest(), timeout=5)
+            full = stub.ListDevices(
+                pb.ListDevicesRequest(include_host_devices=True), timeout=5)
+        self.assertEqual(len(plain.host_devices), 0)
+        if not full.devices:
+            self.assertIn("found no VFIO devices", daemon.log())
+        listed = {d.id for d in full.devices} | {
+            h.id for h in full.host_devices}
+        pci = "/sys/bus/pci/devices"
+        for address in (os.listdir(pci) if os.path.isdir(pci) else []):
+            self.assertIn(address, listed)
+        for host in full.host_devices:
+            self.assertTrue(host.reason, host.id)
+        self.assertIn("device hand-off on unix:" +
+                      os.path.join(self.workdir, "v-handoff.sock"),
+                      daemon.log())
 
 
 def main():
