@@ -152,5 +152,5 @@ done
 if [ "$failed" != 0 ]; then
   for name in a b c; do echo "--- daemon $name log (tail)"; tail -25 "/run/$name.log"; done
 fi
-echo "guest: $passed passed, $failed failed in $SECONDS s"
+echo "guest: scenarios took $SECONDS s (guest.sh, in the VM)"
 [ "$failed" = 0 ]

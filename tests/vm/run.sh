@@ -19,9 +19,23 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$repo/build}" && pwd)
 cache=${VFIOMIG_VM_CACHE:-$repo/.cache/vm}
+mkdir -p "$cache/debs"
 
-kver=6.12.107+deb12
-kpkg=6.12.107-1~deb12u1
+# The kernel kernel-vm.md was proven with; when the archive no longer has
+# it, the newest 6.12 it has (same packaging). $VFIOMIG_VM_KERNEL overrides.
+kpkg=${VFIOMIG_VM_KERNEL:-6.12.107-1~deb12u1}
+if ! compgen -G "$cache/debs/linux-image-*_${kpkg}_amd64.deb" >/dev/null &&
+   ! apt-cache show "linux-source-6.12=$kpkg" >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  if ! apt-cache show "linux-source-6.12=$kpkg" >/dev/null 2>&1; then
+    kpkg=$(apt-cache policy linux-source-6.12 | awk '/Candidate:/ {print $2}')
+    [ -n "$kpkg" ] && [ "$kpkg" != "(none)" ] || {
+      echo "vm: no linux-source-6.12 in the package lists"
+      echo "vm: 0 passed, 1 failed"; exit 1; }
+    echo "vm: kernel $kpkg (the pinned one is gone from the archive)" >&2
+  fi
+fi
+kver=${kpkg%%-*}+deb12   # 6.12.107-1~deb12u1 -> 6.12.107+deb12
 kflavour=$kver-amd64
 packages=(
   "linux-image-$kflavour-unsigned"
@@ -41,8 +55,6 @@ done
 [ -x "$build/daemon/vfio-migd" ] && [ -x "$build/client/vfio-migctl" ] \
   || die "no vfio-migd/vfio-migctl in $build (build first)"
 
-mkdir -p "$cache/debs"
-
 # apt-get download, refreshing the package lists once if they are stale.
 download() {
   (cd "$cache/debs" && apt-get download -q "$@" >/dev/null 2>&1) && return 0
@@ -56,11 +68,11 @@ root=$cache/root
 if [ ! -f "$root/.done-$kpkg" ]; then
   missing=()
   for p in "${packages[@]}"; do
-    compgen -G "$cache/debs/${p}_*.deb" >/dev/null || missing+=("$p=$kpkg")
+    compgen -G "$cache/debs/${p}_${kpkg}_*.deb" >/dev/null || missing+=("$p=$kpkg")
   done
   if ((${#missing[@]})); then say "downloading ${missing[*]}"; download "${missing[@]}"; fi
   rm -rf "$root" && mkdir -p "$root"
-  for p in "${packages[@]}"; do dpkg-deb -x "$cache/debs/${p}_"*.deb "$root"; done
+  for p in "${packages[@]}"; do dpkg-deb -x "$cache/debs/${p}_${kpkg}_"*.deb "$root"; done
   # The flavour's Makefile includes the common headers by absolute path.
   sed -i "s|^include /usr/src/|include $root/usr/src/|" \
     "$root/usr/src/linux-headers-$kflavour/Makefile"
@@ -77,7 +89,7 @@ if [ ! -f "$cache/mtty-$kpkg.c" ]; then
 fi
 
 # 2. mtty.ko, built out of tree against the unpacked headers.
-mtty=$cache/mtty-build
+mtty=$cache/mtty-build-$kpkg
 if [ ! -f "$mtty/mtty.ko" ]; then
   say "building mtty.ko"
   rm -rf "$mtty" && mkdir -p "$mtty"
@@ -125,6 +137,7 @@ if [ -f "$work/out/guest.log" ]; then
     case "$line" in
       "vm: ok "*) passed=$((passed + 1)); echo "$line" ;;
       "vm: FAIL "*) failed=$((failed + 1)); echo "$line" ;;
+      "guest: scenarios took "*) say "${line#guest: }" ;;
     esac
   done < "$work/out/guest.log"
 fi
