@@ -12,6 +12,7 @@
 #include "client/common.h"
 #include "client/devices_command.h"
 #include "client/fsm_command.h"
+#include "client/libvirt_hook_command.h"
 #include "client/migrate_command.h"
 #include "client/migrations_command.h"
 #include "client/open_command.h"
@@ -73,6 +74,10 @@ int Main(int argc, char** argv) {
   CLI::App* cancel = AddCancelCommand(app, &cancel_options);
   OpenOptions open_options;
   CLI::App* open = AddOpenCommand(app, &open_options);
+  SwitchoverOptions switchover_options;
+  CLI::App* switchover = AddSwitchoverCommand(app, &switchover_options);
+  LibvirtHookOptions hook_options;
+  CLI::App* hook = AddLibvirtHookCommand(app, &hook_options);
 
   try {
     app.parse(argc, argv);
@@ -95,6 +100,12 @@ int Main(int argc, char** argv) {
   if (watch->parsed()) return RunWatch(watch_options, global, std::cout);
   if (cancel->parsed()) return RunCancel(cancel_options, global, std::cout);
   if (open->parsed()) return RunOpen(open_options, global);
+  if (switchover->parsed()) {
+    return RunSwitchover(switchover_options, global, std::cout);
+  }
+  if (hook->parsed()) {
+    return RunLibvirtHook(hook_options, global, std::cin, std::cout);
+  }
   PrintError("no command given (try --help)");
   return kExitUsage;
 }

@@ -141,6 +141,24 @@ CLI::App* AddMigrateCommand(CLI::App& app, MigrateOptions* options) {
                     "other)");
   migrate->add_flag("--json", options->json,
                     "Print only the final migration as JSON (no progress)");
+  migrate->add_option("--domain", options->domain,
+                      "libvirt domain (name or UUID) the devices belong to; "
+                      "the destination's libvirt hook maps its hostdevs "
+                      "through --map");
+  migrate->add_option("--switchover", options->switchover,
+                      "What pauses the VM before the devices stop: none, qmp "
+                      "(--source-qmp/--destination-qmp) or external (the "
+                      "daemon waits for `vfio-migctl switchover ID`); default: "
+                      "the daemon's --switchover");
+  migrate->add_option("--source-qmp", options->source_qmp,
+                      "qmp: the VM's QMP socket on this host");
+  migrate->add_option("--destination-qmp", options->destination_qmp,
+                      "qmp: the VM's QMP socket on the destination host");
+  migrate
+      ->add_option("--switchover-timeout-ms", options->switchover_timeout_ms,
+                   "How long the switchover may take (external: the wait "
+                   "for the Switchover call); default: the daemon's")
+      ->check(CLI::Range(uint32_t{1}, kMaxTimeoutMs));
   migrate->footer(
       "Progress: a live bar per device on a terminal, one line per event "
       "otherwise.\nCtrl-C cancels the migration and waits for the rollback; "
@@ -246,6 +264,16 @@ absl::StatusOr<v1::StartMigrationRequest> BuildStartRequest(
   request.set_drain_timeout_ms(options.drain_timeout_ms);
   request.set_arc_timeout_ms(options.arc_timeout_ms);
   request.mutable_plan_options()->set_allow_no_p2p(options.allow_no_p2p);
+  if (!options.domain.empty() || !options.switchover.empty() ||
+      !options.source_qmp.empty() || !options.destination_qmp.empty() ||
+      options.switchover_timeout_ms != 0) {
+    v1::Workload* workload = request.mutable_workload();
+    workload->set_domain(options.domain);
+    workload->set_switchover(options.switchover);
+    workload->set_source_qmp_socket(options.source_qmp);
+    workload->set_destination_qmp_socket(options.destination_qmp);
+    workload->set_switchover_timeout_ms(options.switchover_timeout_ms);
+  }
   return request;
 }
 

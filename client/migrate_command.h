@@ -27,6 +27,12 @@ struct MigrateOptions {
   uint32_t arc_timeout_ms = 0;
   bool allow_no_p2p = false;
   bool json = false;
+  // The workload (Workload in control.proto); empty = none / the daemon's.
+  std::string domain;
+  std::string switchover;
+  std::string source_qmp;
+  std::string destination_qmp;
+  uint32_t switchover_timeout_ms = 0;
 };
 
 struct WatchOptions {

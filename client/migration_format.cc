@@ -159,6 +159,8 @@ Json MigrationToJson(const v1::Migration& migration, const PeerStates* peer) {
       {"outcome", OutcomeName(migration.outcome())},
       {"phase", PhaseName(migration.phase())},
       {"policy", PolicyName(migration.policy())},
+      {"domain", migration.domain()},
+      {"switchover", migration.switchover()},
       {"drain_timeout_ms", migration.drain_timeout_ms()},
       {"arc_timeout_ms", migration.arc_timeout_ms()},
       {"devices", std::move(devices)},

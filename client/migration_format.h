@@ -44,6 +44,7 @@ bool FailureDecided(const v1::Migration& migration);
 std::string MigrationDeviceState(const v1::MigrationDevice& device);
 
 // The documented JSON object: id, role, peer, outcome, phase, policy,
+// domain, switchover,
 // drain_timeout_ms, arc_timeout_ms, devices [{device, target, source_state,
 // destination_state, bytes_sent, bytes_total, pre_copy_bytes,
 // stop_copy_bytes, pre_copy_rounds, was_reset, error}], bytes_sent,

@@ -20,8 +20,15 @@ struct CancelOptions {
   bool json = false;
 };
 
+struct SwitchoverOptions {
+  std::string id;
+  bool json = false;
+};
+
 CLI::App* AddMigrationsCommand(CLI::App& app, MigrationsOptions* options);
 CLI::App* AddCancelCommand(CLI::App& app, CancelOptions* options);
+
+CLI::App* AddSwitchoverCommand(CLI::App& app, SwitchoverOptions* options);
 
 int RunMigrations(const MigrationsOptions& options, const GlobalOptions& global,
                   std::ostream& out);
@@ -30,6 +37,12 @@ int RunMigrations(const MigrationsOptions& options, const GlobalOptions& global,
 // afterwards; 2 unknown id; 1 daemon unreachable.
 int RunCancel(const CancelOptions& options, const GlobalOptions& global,
               std::ostream& out);
+
+// 0 when the migration took the go-ahead (it is printed); 3 when it does
+// not wait for one (another switchover action, past its switchover point,
+// or finished); 2 unknown id; 1 daemon unreachable.
+int RunSwitchover(const SwitchoverOptions& options, const GlobalOptions& global,
+                  std::ostream& out);
 
 }  // namespace vfiomig::cli
 

@@ -127,6 +127,38 @@ absl::Status ControlClient::Translate(const grpc::Status& status) const {
                       absl::StrCat("vfio-migd failed: ", message));
 }
 
+absl::StatusOr<v1::Migration> ControlClient::Switchover(
+    const std::string& id) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::SwitchoverRequest request;
+  request.set_id(id);
+  v1::Migration response;
+  grpc::Status status = stub_->Switchover(&context, request, &response);
+  if (!status.ok()) return Translate(status);
+  return response;
+}
+
+absl::StatusOr<v1::AdmitDomainResponse> ControlClient::AdmitDomain(
+    const v1::AdmitDomainRequest& request) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::AdmitDomainResponse response;
+  grpc::Status status = stub_->AdmitDomain(&context, request, &response);
+  if (!status.ok()) return Translate(status);
+  return response;
+}
+
+absl::StatusOr<v1::ReleaseDomainResponse> ControlClient::ReleaseDomain(
+    const v1::ReleaseDomainRequest& request) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::ReleaseDomainResponse response;
+  grpc::Status status = stub_->ReleaseDomain(&context, request, &response);
+  if (!status.ok()) return Translate(status);
+  return response;
+}
+
 absl::StatusOr<v1::ListDevicesResponse> ControlClient::ListDevices(
     bool include_host_devices) const {
   grpc::ClientContext context;

@@ -46,6 +46,12 @@ class ControlClient {
   absl::StatusOr<v1::Migration> CancelMigration(
       const std::string& id, grpc::ClientContext* context = nullptr) const;
 
+  absl::StatusOr<v1::Migration> Switchover(const std::string& id) const;
+  absl::StatusOr<v1::AdmitDomainResponse> AdmitDomain(
+      const v1::AdmitDomainRequest& request) const;
+  absl::StatusOr<v1::ReleaseDomainResponse> ReleaseDomain(
+      const v1::ReleaseDomainRequest& request) const;
+
   // Opens WatchMigration. Migrations run for minutes or hours, so the
   // stream has no deadline; connecting still gives up after --timeout.
   absl::StatusOr<std::unique_ptr<MigrationWatch>> WatchMigration(

@@ -265,4 +265,47 @@ grpc::Status ControlService::CancelMigration(
   return grpc::Status::OK;
 }
 
+grpc::Status ControlService::Switchover(grpc::ServerContext* context,
+                                        const v1::SwitchoverRequest* request,
+                                        v1::Migration* response) {
+  const CallScope scope(calls_in_flight_);
+  if (migrations_ == nullptr) return NoMigrations();
+  if (absl::Status status = ValidateId(request->id()); !status.ok()) {
+    return Reject("Switchover", status);
+  }
+  spdlog::info("Switchover {} from {}", request->id(),
+               context != nullptr ? context->peer() : "-");
+  absl::StatusOr<v1::Migration> migration =
+      migrations_->Switchover(request->id());
+  if (!migration.ok()) return Reject("Switchover", migration.status());
+  *response = *std::move(migration);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::AdmitDomain(grpc::ServerContext* context,
+                                         const v1::AdmitDomainRequest* request,
+                                         v1::AdmitDomainResponse* response) {
+  const CallScope scope(calls_in_flight_);
+  if (domains_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "this daemon does not admit libvirt domains");
+  }
+  absl::StatusOr<v1::AdmitDomainResponse> admitted = domains_->Admit(*request);
+  if (!admitted.ok()) return Reject("AdmitDomain", admitted.status());
+  *response = *std::move(admitted);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::ReleaseDomain(
+    grpc::ServerContext* context, const v1::ReleaseDomainRequest* request,
+    v1::ReleaseDomainResponse* response) {
+  const CallScope scope(calls_in_flight_);
+  if (domains_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "this daemon does not admit libvirt domains");
+  }
+  *response = domains_->Release(*request);
+  return grpc::Status::OK;
+}
+
 }  // namespace vfiomig

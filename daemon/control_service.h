@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "daemon/domains/domain_admission.h"
 #include "daemon/inventory.h"
 #include "daemon/migration/migration_manager.h"
 #include "grpcpp/grpcpp.h"
@@ -75,6 +76,20 @@ class ControlService final : public v1::ControlService::Service {
   grpc::Status CancelMigration(grpc::ServerContext* context,
                                const v1::CancelMigrationRequest* request,
                                v1::Migration* response) override;
+  grpc::Status Switchover(grpc::ServerContext* context,
+                          const v1::SwitchoverRequest* request,
+                          v1::Migration* response) override;
+
+  // The libvirt hook's calls; UNIMPLEMENTED without SetDomainAdmission.
+  grpc::Status AdmitDomain(grpc::ServerContext* context,
+                           const v1::AdmitDomainRequest* request,
+                           v1::AdmitDomainResponse* response) override;
+  grpc::Status ReleaseDomain(grpc::ServerContext* context,
+                             const v1::ReleaseDomainRequest* request,
+                             v1::ReleaseDomainResponse* response) override;
+
+  // Set once, before the service serves calls; must outlive it.
+  void SetDomainAdmission(DomainAdmission* domains) { domains_ = domains; }
 
   // Calls being handled right now; lets shutdown stop waiting early.
   int calls_in_flight() const { return calls_in_flight_.load(); }
@@ -96,6 +111,7 @@ class ControlService final : public v1::ControlService::Service {
 
   const Inventory* inventory_;
   MigrationManager* migrations_;
+  DomainAdmission* domains_ = nullptr;
   std::atomic<int> calls_in_flight_{0};
 };
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "daemon/control_service.h"
 #include "daemon/handoff/handoff_server.h"
 #include "daemon/handoff/protocol.h"
+#include "daemon/domains/domain_admission.h"
 #include "daemon/inventory.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
@@ -52,6 +54,7 @@ struct Flags {
   uint64_t precopy_threshold_bytes = uint64_t{4} << 20;
   uint32_t precopy_max_rounds = 8;
   std::string switchover = "none";
+  uint32_t switchover_timeout_ms = 30000;
   uint32_t peer_timeout_ms = 10000;
   // Device hand-off side channel; empty: beside the first unix --listen.
   std::string handoff_socket;
@@ -108,9 +111,18 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--switchover", flags.switchover,
-                 "What pauses the workload before the devices stop: none "
-                 "(the caller does, or there is nothing to pause)")
+                 "What pauses the workload before the devices stop, when a "
+                 "migration names none: none (the caller does, or there is "
+                 "nothing to pause), qmp (stop/cont over the VM's QMP "
+                 "socket, given per migration), external (wait for the "
+                 "control plane's Switchover call)")
       ->check(CLI::IsMember(SwitchoverRegistry::Names()))
+      ->capture_default_str();
+  app.add_option("--switchover-timeout-ms", flags.switchover_timeout_ms,
+                 "How long a switchover may take when a migration does not "
+                 "say: external waits this long for Switchover before it "
+                 "rolls back; qmp bounds each QMP exchange")
+      ->check(CLI::Range(uint32_t{1}, kMaxArcTimeoutMs))
       ->capture_default_str();
   app.add_option("--peer-timeout-ms", flags.peer_timeout_ms,
                  "Deadline of the Prepare, Commit and Abort calls to a "
@@ -188,14 +200,28 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   // One lease table for both roles: a device cannot be migrated out while
   // it is being migrated into.
   DeviceLeases leases;
+  // Devices held by running libvirt domains (the libvirt hook); an
+  // incoming migration must not overwrite one. Built after the peer
+  // service, whose incoming migrations it reads.
+  std::unique_ptr<DomainAdmission> domains;
   DestinationOptions destination_options;
   destination_options.default_deadlines = deadlines;
+  destination_options.device_conflict =
+      [&domains](const std::string& device,
+                 const std::string& domain) -> std::optional<std::string> {
+    return domains == nullptr ? std::nullopt
+                              : domains->ConflictFor(device, domain);
+  };
   PeerService peer(inventory->get(), &leases, destination_options);
+  domains = std::make_unique<DomainAdmission>(
+      inventory->get(), &leases, [&peer] { return peer.ListMigrations(); });
   MigrationOptions migration_options;
   migration_options.default_deadlines = deadlines;
   migration_options.precopy.threshold_bytes = flags.precopy_threshold_bytes;
   migration_options.precopy.max_rounds = flags.precopy_max_rounds;
   migration_options.switchover = flags.switchover;
+  migration_options.switchover_timeout =
+      absl::Milliseconds(flags.switchover_timeout_ms);
   migration_options.peer_timeout = absl::Milliseconds(flags.peer_timeout_ms);
   MigrationManager migrations(inventory->get(), &leases, migration_options);
   migrations.SetIncoming(IncomingMigrations{
@@ -203,6 +229,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       .get = [&peer](const std::string& id) { return peer.GetMigration(id); },
   });
   ControlService control(inventory->get(), &migrations);
+  control.SetDomainAdmission(domains.get());
   const HostedService services[] = {
       {v1::ControlService::service_full_name(), &control},
       {v1::PeerService::service_full_name(), &peer}};

@@ -12,6 +12,7 @@ packages=(
   # tests/vm (a real kernel with mtty under QEMU; the kernel packages
   # themselves are fetched by tests/vm/run.sh with apt-get download)
   qemu-system-x86 busybox-static dwarves cpio xz-utils
+  libxml2-dev
 )
 
 missing=()

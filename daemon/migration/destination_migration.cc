@@ -306,6 +306,19 @@ absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
       failed_device_ = id;
     }
   }
+  // The workload starts here only on devices that all run; if it cannot,
+  // the commit fails and the source resumes its own.
+  if (status.ok() && settings_.switchover != nullptr) {
+    if (absl::Status s =
+            settings_.switchover->Start(settings_.switchover_context);
+        !s.ok()) {
+      status = absl::Status(
+          s.code(),
+          absl::StrCat("switchover '",
+                       std::string(settings_.switchover->name()),
+                       "' could not start the workload: ", s.message()));
+    }
+  }
   if (!status.ok()) {
     const std::string summary =
         RollBackAndFinish(status, v1::MIGRATION_OUTCOME_FAILED);

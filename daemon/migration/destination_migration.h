@@ -38,6 +38,7 @@
 #include "daemon/migration/destination_request.h"
 #include "daemon/migration/destination_stream.h"
 #include "daemon/migration/device_leases.h"
+#include "daemon/migration/switchover.h"
 #include "daemon/stream/format.h"
 #include "vfiomig/v1/control.pb.h"
 #include "vfiomig/v1/peer.pb.h"
@@ -50,6 +51,12 @@ struct DestinationSettings {
   ArcDeadlines deadlines;
   DeadlinePolicy policy = DeadlinePolicy::kSla;
   absl::Duration abort_timeout = absl::Seconds(30);
+  // The workload's libvirt domain (Workload.domain), may be empty.
+  std::string domain;
+  // Starts the workload here once every device is RUNNING (Commit); null
+  // for none. `switchover_context` is what it gets.
+  std::shared_ptr<SwitchoverAction> switchover;
+  SwitchoverContext switchover_context;
 };
 
 class DestinationMigration

@@ -4,6 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
 
 #include "absl/time/time.h"
 #include "daemon/engine/transition_executor.h"
@@ -32,6 +35,14 @@ struct DestinationOptions {
 
   // Finished incoming migrations kept for listing, oldest dropped first.
   size_t history_limit = 100;
+
+  // Why `device` must not receive a migration for the libvirt domain
+  // `domain` (Workload.domain, may be empty), or nullopt when it may: a
+  // device held by another running domain (DomainAdmission) is refused.
+  // Unset: no such check.
+  std::function<std::optional<std::string>(const std::string& device,
+                                           const std::string& domain)>
+      device_conflict;
 };
 
 }  // namespace vfiomig

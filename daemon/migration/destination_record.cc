@@ -101,6 +101,10 @@ v1::Migration DestinationMigration::ToProto() const {
   m.set_id(settings_.id);
   m.set_role("destination");
   m.set_peer(settings_.source_host);
+  m.set_domain(settings_.domain);
+  if (settings_.switchover != nullptr) {
+    m.set_switchover(std::string(settings_.switchover->name()));
+  }
   m.set_policy(PolicyToProto(settings_.policy));
   m.set_drain_timeout_ms(static_cast<uint32_t>(
       absl::ToInt64Milliseconds(settings_.deadlines.drain)));

@@ -10,6 +10,7 @@
 #include "daemon/core/planner.h"
 #include "daemon/migration/destination_migration.h"
 #include "daemon/migration/destination_request.h"
+#include "daemon/migration/switchover.h"
 #include "daemon/proto_convert.h"
 #include "spdlog/spdlog.h"
 
@@ -47,6 +48,7 @@ v1::Migration RefusedRecord(const v1::PrepareRequest& request,
   m.set_id(request.migration_id());
   m.set_role("destination");
   m.set_peer(request.source_host());
+  m.set_domain(request.workload().domain());
   m.set_outcome(v1::MIGRATION_OUTCOME_FAILED);
   m.set_phase(v1::MIGRATION_PHASE_DONE);
   m.set_policy(request.policy() == v1::DEADLINE_POLICY_MANDATORY
@@ -95,6 +97,36 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
     const v1::PrepareRequest& request) {
   if (absl::Status s = ValidatePrepareRequest(request); !s.ok()) return s;
   const std::string& id = request.migration_id();
+  // The action that starts the workload here after the commit, by the name
+  // the source uses; one this daemon lacks fails the request.
+  std::shared_ptr<SwitchoverAction> switchover;
+  SwitchoverContext switchover_context;
+  if (!request.workload().switchover().empty()) {
+    absl::StatusOr<std::unique_ptr<SwitchoverAction>> action =
+        SwitchoverRegistry::Create(request.workload().switchover());
+    if (!action.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("workload.switchover: ", action.status().message()));
+    }
+    switchover = *std::move(action);
+    switchover_context.side = SwitchoverSide::kDestination;
+    switchover_context.migration_id = id;
+    switchover_context.destination = request.source_host();
+    switchover_context.vmm_socket = request.workload().destination_qmp_socket();
+    switchover_context.domain = request.workload().domain();
+    if (request.workload().switchover_timeout_ms() > 0) {
+      switchover_context.timeout =
+          absl::Milliseconds(request.workload().switchover_timeout_ms());
+    }
+    for (const v1::PeerDevice& d : request.devices()) {
+      switchover_context.devices.push_back(d.target_device_id());
+    }
+    if (absl::Status s = switchover->Validate(switchover_context); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("switchover '", request.workload().switchover(),
+                       "' on the destination: ", s.message()));
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     if (live_.contains(id)) {
@@ -132,6 +164,18 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
         }
       }
       if (!group.empty()) response.set_error(absl::StrJoin(group, "; "));
+    }
+  }
+  // A device a running libvirt domain holds is not overwritten.
+  if (options_.device_conflict) {
+    for (v1::DeviceVerdict& v : check.verdicts) {
+      if (!v.accepted()) continue;
+      if (std::optional<std::string> conflict = options_.device_conflict(
+              v.target_device_id(), request.workload().domain())) {
+        v.set_accepted(false);
+        v.set_reason(*conflict);
+        check.accepted = false;
+      }
     }
   }
   for (v1::DeviceVerdict& v : check.verdicts) {
@@ -175,6 +219,9 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
                     ? DeadlinePolicy::kMandatory
                     : DeadlinePolicy::kSla,
       .abort_timeout = options_.abort_timeout,
+      .domain = request.workload().domain(),
+      .switchover = std::move(switchover),
+      .switchover_context = std::move(switchover_context),
   };
   auto migration = std::make_shared<DestinationMigration>(
       std::move(settings), std::move(check.targets), plan.destination,

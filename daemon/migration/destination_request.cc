@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "daemon/control_service.h"
 #include "daemon/migration/device_identity.h"
+#include "daemon/migration/migration_manager.h"
 #include "daemon/stream/header.h"
 
 namespace vfiomig {
@@ -129,7 +130,7 @@ absl::Status ValidatePrepareRequest(const v1::PrepareRequest& request) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown deadline policy ", request.policy()));
   }
-  return absl::OkStatus();
+  return ValidateWorkload(request.workload());
 }
 
 PrepareCheck CheckPrepareDevices(const v1::PrepareRequest& request,

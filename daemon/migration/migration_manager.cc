@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "daemon/control_service.h"
 #include "daemon/core/planner.h"
@@ -35,6 +36,54 @@ bool Printable(const std::string& s) {
   }
   return true;
 }
+
+}  // namespace
+
+absl::Status ValidateVmmSocket(const std::string& field,
+                               const std::string& path) {
+  if (path.empty()) return absl::OkStatus();
+  if (path.front() != '/' || path.size() > kMaxVmmSocketPath ||
+      !Printable(path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "workload.", field, " must be an absolute path of printable ASCII, ",
+        "at most ", kMaxVmmSocketPath, " bytes"));
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("workload.", field, " must not contain '..'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWorkload(const v1::Workload& workload) {
+  if (workload.domain().size() > 256 || !Printable(workload.domain())) {
+    return absl::InvalidArgumentError(
+        "workload.domain must be at most 256 printable ASCII characters");
+  }
+  if (workload.switchover().size() > 64 || !Printable(workload.switchover())) {
+    return absl::InvalidArgumentError("workload.switchover is not a name");
+  }
+  if (absl::Status s =
+          ValidateVmmSocket("source_qmp_socket", workload.source_qmp_socket());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateVmmSocket("destination_qmp_socket",
+                                         workload.destination_qmp_socket());
+      !s.ok()) {
+    return s;
+  }
+  if (workload.switchover_timeout_ms() > kMaxArcTimeoutMs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workload.switchover_timeout_ms must be at most ",
+                     kMaxArcTimeoutMs, " (24 h); 0 means the daemon default"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
 
 absl::Status ValidateRequest(const v1::StartMigrationRequest& request) {
   const auto& ids = request.device_ids();
@@ -103,7 +152,7 @@ absl::Status ValidateRequest(const v1::StartMigrationRequest& request) {
           absl::StrCat("migration_id: ", s.message()));
     }
   }
-  return absl::OkStatus();
+  return ValidateWorkload(request.workload());
 }
 
 std::string Blockers(const GroupPlan& plan) {
@@ -202,11 +251,25 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
     return absl::FailedPreconditionError(
         absl::StrCat("the group cannot migrate: ", Blockers(plan)));
   }
+  const v1::Workload& workload = request.workload();
+  const std::string switchover_name = workload.switchover().empty()
+                                          ? options_.switchover
+                                          : workload.switchover();
   absl::StatusOr<std::unique_ptr<SwitchoverAction>> switchover =
-      SwitchoverRegistry::Create(options_.switchover);
+      SwitchoverRegistry::Create(switchover_name);
   if (!switchover.ok()) {
-    return absl::UnavailableError(
+    return absl::Status(
+        workload.switchover().empty() ? absl::StatusCode::kUnavailable
+                                      : absl::StatusCode::kInvalidArgument,
         absl::StrCat("switchover action: ", switchover.status().message()));
+  }
+  SwitchoverContext switchover_check;
+  switchover_check.migration_id = id;
+  switchover_check.vmm_socket = workload.source_qmp_socket();
+  switchover_check.domain = workload.domain();
+  if (absl::Status s = (*switchover)->Validate(switchover_check); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("switchover '", switchover_name, "': ", s.message()));
   }
 
   SourceMigrationSpec spec;
@@ -233,12 +296,21 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
   spec.precopy = options_.precopy;
   spec.peer_timeout = options_.peer_timeout;
   spec.switchover = *std::move(switchover);
+  spec.domain = workload.domain();
+  spec.source_vmm_socket = workload.source_qmp_socket();
+  spec.destination_vmm_socket = workload.destination_qmp_socket();
+  spec.switchover_timeout =
+      workload.switchover_timeout_ms() > 0
+          ? absl::Milliseconds(workload.switchover_timeout_ms())
+          : options_.switchover_timeout;
   spec.lease = *std::move(lease);
 
   v1::Migration migration;
   migration.set_id(id);
   migration.set_role("source");
   migration.set_peer(request.destination());
+  migration.set_domain(workload.domain());
+  migration.set_switchover(switchover_name);
   migration.set_outcome(v1::MIGRATION_OUTCOME_IN_PROGRESS);
   migration.set_phase(v1::MIGRATION_PHASE_PLANNING);
   migration.set_policy(spec.policy == DeadlinePolicy::kSla
@@ -364,6 +436,37 @@ absl::StatusOr<v1::Migration> MigrationManager::Cancel(const std::string& id,
   }
   migration->Cancel("cancelled by request");
   tracker->WaitFinished(deadline);
+  return tracker->Get();
+}
+
+absl::StatusOr<v1::Migration> MigrationManager::Switchover(
+    const std::string& id) {
+  std::shared_ptr<MigrationTracker> tracker;
+  std::shared_ptr<SourceMigration> migration;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end() && it->second.tracker != nullptr) {
+      tracker = it->second.tracker;
+      migration = it->second.migration;
+    }
+  }
+  if (tracker == nullptr) {
+    if (incoming_.get && incoming_.get(id).ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration ", id,
+          " is incoming; give the switchover on its source daemon"));
+    }
+    return absl::NotFoundError(absl::StrCat("no migration ", id));
+  }
+  if (migration == nullptr || tracker->finished()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("migration ", id, " has finished"));
+  }
+  if (absl::Status s = migration->ProceedSwitchover(); !s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("migration ", id, ": ", s.message()));
+  }
   return tracker->Get();
 }
 

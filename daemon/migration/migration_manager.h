@@ -44,8 +44,10 @@ struct MigrationOptions {
   // Per-arc deadlines when a request leaves them 0.
   ArcDeadlines default_deadlines;
   PrecopyPolicy precopy;
-  // SwitchoverRegistry name.
+  // SwitchoverRegistry name, when a request names none.
   std::string switchover = "none";
+  // SwitchoverContext::timeout when a request leaves it 0.
+  absl::Duration switchover_timeout = absl::Seconds(30);
   // Base deadline of the Prepare, Commit and Abort calls to the peer.
   absl::Duration peer_timeout = absl::Seconds(10);
   // This host's name in stream headers; gethostname() when empty.
@@ -58,6 +60,14 @@ struct MigrationOptions {
 // Bounds of a request's deadlines: a longer one is a typo, not a plan.
 inline constexpr uint32_t kMaxArcTimeoutMs = 24 * 3600 * 1000;
 inline constexpr size_t kMaxDestinationLength = 1024;
+// sun_path holds 108 bytes including the terminating NUL.
+inline constexpr size_t kMaxVmmSocketPath = 107;
+
+// InvalidArgument naming the field: a domain or switchover name that is
+// too long or not printable, a socket path that is not absolute, too long
+// for sun_path or contains "..", a timeout above kMaxArcTimeoutMs. Shared
+// with the destination's PrepareRequest checks.
+absl::Status ValidateWorkload(const v1::Workload& workload);
 
 // Read access to the destination side's migrations.
 struct IncomingMigrations {
@@ -102,6 +112,12 @@ class MigrationManager {
   // finished, NOT_FOUND for unknown ids.
   absl::StatusOr<v1::Migration> Cancel(const std::string& id,
                                        absl::Time deadline);
+
+  // The control plane's go-ahead for a migration whose switchover action
+  // waits for one ("external"); returns the resource. NOT_FOUND for unknown
+  // ids, FAILED_PRECONDITION when the migration finished, is incoming, or
+  // its action does not wait (or no longer waits) for a go-ahead.
+  absl::StatusOr<v1::Migration> Switchover(const std::string& id);
 
   // Refuses new migrations, cancels the running ones and waits until they
   // are rolled back. For SIGTERM.

@@ -150,9 +150,29 @@ void SourceMigration::Cancel(const std::string& reason) {
     return;
   }
   spdlog::info("migration {}: cancelling: {}", spec_.id, reason);
+  spec_.switchover->Cancel();
   StopStreams();
   absl::MutexLock lock(&mu_);
   if (peer_ != nullptr) peer_->CancelPending();
+}
+
+absl::Status SourceMigration::ProceedSwitchover() {
+  if (tracker_->finished()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("migration ", spec_.id, " has finished"));
+  }
+  return spec_.switchover->Proceed();
+}
+
+SwitchoverContext SourceMigration::MakeSwitchoverContext() const {
+  SwitchoverContext context;
+  context.migration_id = spec_.id;
+  context.destination = spec_.destination;
+  for (const auto& d : devices_) context.devices.push_back(d->id);
+  context.vmm_socket = spec_.source_vmm_socket;
+  context.domain = spec_.domain;
+  context.timeout = spec_.switchover_timeout;
+  return context;
 }
 
 void SourceMigration::EnterRollback() { observer_->SetWave(0, "rollback"); }
@@ -245,6 +265,14 @@ absl::Status SourceMigration::PrepareDestination() {
       static_cast<uint32_t>(absl::ToInt64Milliseconds(spec_.deadlines.drain)));
   request.set_arc_timeout_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(spec_.deadlines.arc)));
+  // What the destination needs to start the workload after the commit;
+  // the source's own socket stays here.
+  v1::Workload* workload = request.mutable_workload();
+  workload->set_domain(spec_.domain);
+  workload->set_switchover(std::string(spec_.switchover->name()));
+  workload->set_destination_qmp_socket(spec_.destination_vmm_socket);
+  workload->set_switchover_timeout_ms(static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(spec_.switchover_timeout)));
   for (const auto& d : devices_) {
     absl::StatusOr<uint64_t> size = d->device->StopCopySize();
     if (!size.ok()) {

@@ -77,6 +77,12 @@ struct SourceMigrationSpec {
   // deadlines of the destination waves they run.
   absl::Duration peer_timeout = absl::Seconds(10);
   std::unique_ptr<SwitchoverAction> switchover;
+  // The workload (Workload): its libvirt domain, its VMM socket on each
+  // host, and the switchover's time bound.
+  std::string domain;
+  std::string source_vmm_socket;
+  std::string destination_vmm_socket;
+  absl::Duration switchover_timeout = absl::Seconds(30);
   // Held until the migration has finished; released before the final event.
   Lease lease;
 };
@@ -101,6 +107,9 @@ class SourceMigration {
   void Cancel(const std::string& reason);
   // Waits for the migration thread.
   void Join();
+  // The control plane's go-ahead for the switchover (SwitchoverAction::
+  // Proceed); any thread.
+  absl::Status ProceedSwitchover();
 
   const std::string& id() const { return spec_.id; }
 
@@ -123,6 +132,9 @@ class SourceMigration {
   // as long as its longest arc deadline).
   absl::Duration DestinationBudget(
       std::initializer_list<WavePhase> phases) const;
+
+  // The switchover action's context on this (the source) side.
+  SwitchoverContext MakeSwitchoverContext() const;
 
   // Tags the executor's events of the rollback.
   void EnterRollback();

@@ -146,10 +146,7 @@ void SourceMigration::Fail(const absl::Status& cause) {
   }
 
   if (paused_) {
-    SwitchoverContext context;
-    context.migration_id = spec_.id;
-    context.destination = spec_.destination;
-    for (const auto& d : devices_) context.devices.push_back(d->id);
+    const SwitchoverContext context = MakeSwitchoverContext();
     if (absl::Status s = spec_.switchover->Resume(context); !s.ok()) {
       problems.push_back(
           absl::StrCat("switchover '", std::string(spec_.switchover->name()),

@@ -272,10 +272,7 @@ absl::Status SourceMigration::Switchover(int wave) {
         }
       },
       EventInfo(message, wave, "switchover"));
-  SwitchoverContext context;
-  context.migration_id = spec_.id;
-  context.destination = spec_.destination;
-  for (const auto& d : devices_) context.devices.push_back(d->id);
+  const SwitchoverContext context = MakeSwitchoverContext();
   if (absl::Status s = spec_.switchover->Pause(context); !s.ok()) {
     return absl::Status(
         s.code(),

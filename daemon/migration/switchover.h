@@ -6,16 +6,28 @@
 // changing state the destination no longer receives. How it pauses depends
 // on who runs it (a VMM's QMP, a libvirt hook, an orchestrator), so it is an
 // action chosen by name (--switchover), registered like device backends.
-// Only `none` exists so far: the caller (or nothing) handles the workload.
+// `none` is built in (the caller, or nothing, handles the workload); the
+// adapters live in plugins/switchover/ (`qmp`, `external`) and register
+// themselves here. A migration picks one by name (Workload.switchover, or
+// the daemon's --switchover); the destination daemon creates the same one
+// by name from the PrepareRequest.
 //
+// Source side:
 //  - Pause runs once, before the quiesce waves; an error fails the
 //    migration (nothing is stopped yet, the group rolls back).
 //  - Resume runs only after a failed migration whose Pause succeeded, once
 //    the source devices are RUNNING again: the workload continues where it
 //    was. Its error is reported as a warning (the devices are fine).
+//  - Proceed (any thread) is the control plane's go-ahead (the Switchover
+//    RPC), for actions whose Pause waits for one; Cancel (any thread) makes
+//    a waiting Pause return.
+// Destination side:
+//  - Start runs once every destination device is RUNNING: the workload
+//    starts on this host. Its error fails the commit (the source then rolls
+//    back and resumes its workload), so exactly one side runs.
 //
-// Actions are called from the migration's thread; one action object serves
-// one migration.
+// Pause, Resume and Start are called from one migration thread; one action
+// object serves one migration on one side.
 #ifndef VFIOMIG_DAEMON_MIGRATION_SWITCHOVER_H_
 #define VFIOMIG_DAEMON_MIGRATION_SWITCHOVER_H_
 
@@ -23,26 +35,56 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace vfiomig {
 
+enum class SwitchoverSide { kSource, kDestination };
+
 struct SwitchoverContext {
+  SwitchoverSide side = SwitchoverSide::kSource;
   std::string migration_id;
+  // The peer daemon (source side) or source host (destination side).
   std::string destination;
-  // Source device ids, in group order.
+  // This side's device ids, in group order.
   std::vector<std::string> devices;
+  // The workload's VMM control socket on this host (Workload's
+  // source_qmp_socket / destination_qmp_socket); empty when none was given.
+  std::string vmm_socket;
+  // The libvirt domain, for messages; may be empty.
+  std::string domain;
+  // How long one call may take (Workload.switchover_timeout_ms or the
+  // daemon's --switchover-timeout-ms).
+  absl::Duration timeout = absl::Seconds(30);
 };
 
 class SwitchoverAction {
  public:
   virtual ~SwitchoverAction() = default;
   virtual std::string_view name() const = 0;
+  // Whether `context` has what this action needs (qmp: a socket), checked
+  // before a migration starts. InvalidArgument saying what is missing.
+  virtual absl::Status Validate(const SwitchoverContext& context) const {
+    return absl::OkStatus();
+  }
   virtual absl::Status Pause(const SwitchoverContext& context) = 0;
   virtual absl::Status Resume(const SwitchoverContext& context) = 0;
+  virtual absl::Status Start(const SwitchoverContext& context) {
+    return absl::OkStatus();
+  }
+  // FailedPrecondition unless Pause waits for a go-ahead.
+  virtual absl::Status Proceed() {
+    return absl::FailedPreconditionError(
+        absl::StrCat("switchover '", std::string(name()),
+                     "' does not wait for a Switchover call"));
+  }
+  virtual void Cancel() {}
 };
 
 using SwitchoverFactory =
@@ -57,6 +99,14 @@ class SwitchoverRegistry {
       std::string_view name);
   // Sorted; always includes "none".
   static std::vector<std::string> Names();
+};
+
+// A plugin's static registration (see plugins/registry.h for why plugins
+// are object libraries).
+struct SwitchoverRegistration {
+  SwitchoverRegistration(std::string name, SwitchoverFactory factory) {
+    SwitchoverRegistry::Register(std::move(name), std::move(factory));
+  }
 };
 
 }  // namespace vfiomig

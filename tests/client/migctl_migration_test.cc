@@ -104,6 +104,8 @@ TEST(MigrationToJsonTest, HasTheDocumentedShape) {
                                             "outcome",
                                             "phase",
                                             "policy",
+                                            "domain",
+                                            "switchover",
                                             "drain_timeout_ms",
                                             "arc_timeout_ms",
                                             "devices",
