@@ -13,6 +13,9 @@ packages=(
   # themselves are fetched by tests/vm/run.sh with apt-get download)
   qemu-system-x86 busybox-static dwarves cpio xz-utils
   libxml2-dev
+  # Tests: the libvirt hook under a real libvirtd (no libvirt-daemon-system:
+  # no service is started); qemu-system-x86 above also serves the qmp tests.
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 
 missing=()
