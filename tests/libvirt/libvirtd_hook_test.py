@@ -21,6 +21,12 @@ starts libvirtd and drives it with virsh:
              destroyed: libvirt runs the hook for prepare, start, started,
              stopped and release, and the operations the hook leaves alone
              do not break it (it exits without reading stdin).
+  migrate    an offline migration (virsh migrate --offline --persistent)
+             from one libvirtd to another (a second mount namespace, TCP on
+             127.0.0.1) of a domain with a teaming-transient VF, the PCI
+             hostdev kind libvirt 9 lets migrate: the destination's hook
+             maps its source address through the domain's incoming
+             vfio-migd migration, and libvirt accepts the rewritten XML.
 
 Usage: libvirtd_hook_test.py --migctl PATH --migd PATH --hook PATH
 """
@@ -29,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -254,13 +261,122 @@ def single_host(args, tmp):
         migd.stop()
 
 
+DEST_PORT = 16599
+
+
+def destination_libvirtd(args):
+    """Runs in its own mount namespace: a libvirtd listening on TCP, until
+    SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    lv = Libvirtd(args.dest_root, args.hook, port=DEST_PORT,
+                  host_uuid="22222222-3333-4444-5555-666666666666")
+    try:
+        lv.proc.wait()
+    finally:
+        lv.stop()
+    return 0
+
+
+def migrate(args, tmp):
+    ctl = Ctl(args.migctl)
+    src = Daemon(args.migd, tmp, "msrc", [device("0000:65:00.0")])
+    dst = Daemon(args.migd, tmp, "mdst", [device("0000:17:00.0")])
+    lv_src = dest = migration = None
+    try:
+        for d in (src, dst):
+            wait_until(lambda d=d: ctl.run(d.server, "--timeout", "1",
+                                           "devices", "--no-digest"
+                                           ).returncode == 0, 30, d.name)
+        hook_src = write_hook(tmp, args.hook, args.migctl, src.server,
+                              "hook-src")
+        hook_dst = write_hook(tmp, args.hook, args.migctl, dst.server,
+                              "hook-dst")
+        dest = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private",
+             sys.executable, os.path.abspath(__file__), "--dest-libvirtd",
+             "--dest-root", os.path.join(tmp, "lv-dst"),
+             "--migctl", args.migctl, "--migd", args.migd,
+             "--hook", hook_dst])
+        dest_uri = f"qemu+tcp://127.0.0.1:{DEST_PORT}/system"
+        wait_until(lambda: run(["virsh", "-c", dest_uri, "version"],
+                               check=False).returncode == 0, 60,
+                   "destination libvirtd")
+        lv_src = Libvirtd(os.path.join(tmp, "lv-src"), hook_src,
+                          host_uuid="11111111-3333-4444-5555-666666666666")
+        # The device migration of the domain, waiting at its switchover:
+        # the destination daemon knows the map 0000:65:00.0 -> 17:00.0.
+        migration = ctl.popen(src.server, "migrate", "--devices",
+                              "0000:65:00.0", "--to", dst.server, "--map",
+                              "0000:65:00.0=0000:17:00.0", "--domain",
+                              "lv-m", "--switchover", "external",
+                              "--switchover-timeout-ms", "120000", "--json")
+
+        def waiting():
+            for m in ctl.json(src.server, "migrations", "--json"):
+                if m["phase"] == "SWITCHOVER":
+                    return m["id"]
+            return None
+        mid = wait_until(waiting, 30, "the device migration to wait")
+        xml = os.path.join(tmp, "m.xml")
+        with open(xml, "w") as f:
+            f.write(domain(
+                "lv-m",
+                pci_hostdev("0000:65:00.0", "<teaming type='transient' "
+                            "persistent='ua-net0'/>"),
+                uuid="7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                interfaces="<interface type='user'><model type='virtio'/>"
+                           "<teaming type='persistent'/>"
+                           "<alias name='ua-net0'/></interface>"))
+        lv_src.virsh("define", xml)
+        proc = lv_src.virsh("migrate", "--offline", "--persistent", "lv-m",
+                            dest_uri, check=False)
+        with open(dst.log_path) as f:
+            log = f.read()
+        admitted = [l for l in log.splitlines() if "domain lv-m:" in l]
+        assert proc.returncode == 0, (proc.stderr, admitted)
+        assert any(f"migrate admitted 0000:17:00.0 (mapped by incoming "
+                   f"migration {mid})" in l for l in admitted), admitted
+        defined = run(["virsh", "-c", dest_uri, "dumpxml", "lv-m"]).stdout
+        print("PASS migrate: the destination hook mapped 0000:65:00.0 to "
+              "0000:17:00.0 and libvirt accepted it; the domain defined on "
+              "the destination has hostdev source",
+              [l.strip() for l in defined.splitlines()
+               if "<address domain=" in l])
+        ctl.run(src.server, "switchover", mid)
+        out, _ = migration.communicate(timeout=60)
+        assert migration.returncode == 0, out
+    except Exception:
+        if lv_src is not None:
+            print("--- source libvirtd log ---\n" + lv_src.log())
+        for d in (src, dst):
+            print(f"--- {d.name} log ---\n" + d.tail(40))
+        raise
+    finally:
+        if migration is not None and migration.poll() is None:
+            migration.kill()
+        if lv_src is not None:
+            lv_src.stop()
+        if dest is not None:
+            dest.terminate()
+            try:
+                dest.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                dest.kill()
+        src.stop()
+        dst.stop()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--migctl", required=True)
     parser.add_argument("--migd", required=True)
     parser.add_argument("--hook", required=True)
     parser.add_argument("--in-namespace", action="store_true")
+    parser.add_argument("--dest-libvirtd", action="store_true")
+    parser.add_argument("--dest-root")
     args = parser.parse_args()
+    if args.dest_libvirtd:
+        return destination_libvirtd(args)
     if not args.in_namespace:
         if os.geteuid() != 0:
             print("FAIL: needs root (libvirtd's qemu driver, mount "
@@ -279,9 +395,10 @@ def main():
              "--migctl", args.migctl, "--migd", args.migd,
              "--hook", args.hook])
     passed = failed = 0
-    with tempfile.TemporaryDirectory(prefix="libvirtd-hook-") as tmp:
+    tmp = tempfile.mkdtemp(prefix="libvirtd-hook-")
+    try:
         namespace_setup(tmp)
-        for name, fn in (("single_host", single_host),):
+        for name, fn in (("single_host", single_host), ("migrate", migrate)):
             try:
                 fn(args, tmp)
                 passed += 1
@@ -289,6 +406,12 @@ def main():
                 traceback.print_exc()
                 failed += 1
                 print(f"FAIL {name}")
+    finally:
+        # Our binds (stacked, one per libvirtd) keep their sources busy.
+        for target in BIND + ["/etc/passwd", "/etc/group"]:
+            while run(["umount", "-l", target], check=False).returncode == 0:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
