@@ -14,8 +14,8 @@
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 //     $(pkg-config --cflags libxml-2.0) client/libvirt/domain_xml.cc \
 //     tests/client/libvirt/domain_xml_fuzz.cc -o domain_xml_fuzz \
-//     $(pkg-config --libs libxml-2.0) -labsl_status -labsl_strings \
-//     -labsl_str_format_internal -labsl_throw_delegate
+//     $(pkg-config --libs libxml-2.0) -labsl_statusor -labsl_status \
+//     -labsl_strings -labsl_str_format_internal -labsl_throw_delegate \
 //     -labsl_raw_logging_internal
 //   ./domain_xml_fuzz -max_len=4096 -runs=200000
 #include <cstddef>
