@@ -10,6 +10,10 @@
 # Prints "vm: ok NAME" or "vm: FAIL NAME: why" per scenario; run.sh counts.
 set -u
 build=$1
+# Bash here-strings need a writable TMPDIR; /tmp may be the host's
+# (read-only) when the repository lives there.
+export TMPDIR=/run/tmp
+mkdir -p "$TMPDIR"
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 migd=$build/daemon/vfio-migd
 ctl=$build/client/vfio-migctl

@@ -39,7 +39,13 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /out \
 mount --bind /dev /host/dev
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
-for d in run tmp var/tmp; do mount -t tmpfs tmpfs "/host/$d"; done
+# Not over the directory holding the repository or the build (a CI may
+# clone under /tmp): the guest must see them.
+for d in run tmp var/tmp; do
+  case "$repo/" in "/$d/"*) continue ;; esac
+  case "$build/" in "/$d/"*) continue ;; esac
+  mount -t tmpfs tmpfs "/host/$d"
+done
 cp /bin/mtty_io /host/run/mtty_io
 ip link set lo up
 
