@@ -20,6 +20,7 @@
 #include "daemon/inventory.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
+#include "daemon/malloc_tuning.h"
 #include "daemon/migration/device_leases.h"
 #include "daemon/migration/migration_manager.h"
 #include "daemon/migration/switchover.h"
@@ -303,6 +304,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
 }  // namespace vfiomig
 
 int main(int argc, char** argv) {
+  vfiomig::TuneMallocForStreaming();
   // Blocked before any thread exists (gRPC's, backends'), so every thread
   // inherits the mask and only sigwait() below ever sees these signals.
   sigset_t stop_signals;

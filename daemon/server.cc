@@ -17,6 +17,9 @@ namespace {
 // Room for a stream frame (kMaxFrameSize, 8 MiB + 32) with gRPC framing and
 // the message's other fields, and then some.
 constexpr int kMaxReceiveMessageBytes = 16 << 20;
+// HTTP/2 flow-control window of each incoming stream: four 1 MiB frames of
+// a source daemon (source_stream.h).
+constexpr int kStreamWindowBytes = 4 << 20;
 constexpr absl::Duration kKeepaliveTime = absl::Seconds(5);
 constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(5);
 
@@ -80,6 +83,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       static_cast<int>(kKeepaliveTime / absl::Milliseconds(2)));
+  // Flow control of incoming state streams: a fixed window per stream
+  // instead of gRPC's bandwidth-delay probing, which on a fast link grows
+  // the windows (and what a destination buffers) to many MiB per stream
+  // and measured slower: the source then races ahead of the devices and
+  // the destination spends its time allocating and faulting in buffers.
+  // A window of kStreamWindowBytes (a few frames) keeps a stream busy
+  // while bounding what each one holds.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                             kStreamWindowBytes);
   // Filled by BuildAndStart in target order; a 0 left behind marks the
   // target that failed (gRPC stops at the first failure).
   std::vector<int> selected_ports(addresses.size(), 0);

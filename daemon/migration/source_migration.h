@@ -147,9 +147,10 @@ class SourceMigration {
   absl::Status RunPrecopy(int wave);
   absl::Status Switchover(int wave);
   absl::Status StreamStopCopy(int wave);
-  // Runs `fn` for every device of `devices` at once, one thread each; the
-  // first failure stops the others. The failing device's own error wins
-  // over the errors the others see because of it.
+  // Runs `fn` for every device of `devices`, on up to kMaxStreamingThreads
+  // threads that take the devices in order; the first failure stops the
+  // others. The failing device's own error wins over the errors the others
+  // see because of it.
   absl::Status ForEachDevice(const std::vector<DeviceRun*>& devices,
                              const std::function<absl::Status(DeviceRun&)>& fn);
   // Stops every pump and breaks every open stream.

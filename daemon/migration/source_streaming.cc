@@ -28,6 +28,13 @@ constexpr double kMiB = 1024.0 * 1024.0;
 // target's capacity).
 constexpr uint64_t kPrecopyCapFactor = 2;
 
+// Devices that stream at the same time. A few concurrent streams keep the
+// link and both hosts' cores busy while one device waits on its data_fd or
+// on flow control; more only add memory (every active stream holds a frame
+// and a flow-control window on each side) and context switches, so memory
+// stays flat however many devices a group has.
+constexpr size_t kMaxStreamingThreads = 4;
+
 double Rate(uint64_t bytes, absl::Duration elapsed) {
   const double seconds = absl::ToDoubleSeconds(elapsed);
   return seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
@@ -44,13 +51,24 @@ absl::Status SourceMigration::ForEachDevice(
     const std::function<absl::Status(DeviceRun&)>& fn) {
   std::vector<absl::Status> results(devices.size());
   std::vector<std::thread> threads;
-  threads.reserve(devices.size());
+  const size_t workers = std::min(devices.size(), kMaxStreamingThreads);
+  threads.reserve(workers);
+  // The next device a worker takes. Once the streams are stopped the rest
+  // do not start; they report Aborted, like a pump that saw the stop.
+  std::atomic<size_t> next{0};
   absl::Status spawn_error;
-  for (size_t i = 0; i < devices.size(); ++i) {
+  for (size_t w = 0; w < workers; ++w) {
     try {
-      threads.emplace_back([&, i] {
-        results[i] = fn(*devices[i]);
-        if (!results[i].ok()) StopStreams();
+      threads.emplace_back([&] {
+        for (size_t i = next++; i < devices.size(); i = next++) {
+          if (stop_.load()) {
+            results[i] = absl::AbortedError(
+                absl::StrCat(devices[i]->id, ": stopped before it started"));
+            continue;
+          }
+          results[i] = fn(*devices[i]);
+          if (!results[i].ok()) StopStreams();
+        }
       });
     } catch (const std::exception& e) {
       spawn_error = absl::ResourceExhaustedError(
