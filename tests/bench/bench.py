@@ -24,7 +24,18 @@ Measures (results.json keys):
 
 Throughput figures are repeated (--repeat) and interleaved, so that noise
 from other work on the machine hits the baseline and vfio-migd alike; the
-table shows the median and the range. Usage:
+table shows the median and the range. On a machine with two or more CPUs
+each side is pinned to its own CPU (the sender, source daemon and
+single-process runs on CPU 0, the receiver and destination daemon on CPU 1),
+as two hosts would each have their own; --no-pin turns that off.
+
+Wall-clock rates on a shared machine measure the neighbours as much as us,
+so every transfer also records the CPU time each side spent per GiB
+(`*_cpu_s_per_gib`: sender, receiver). With one core per side, the busier
+side's CPU time per GiB bounds the rate on a quiet machine; cpu_ratio
+compares those bounds (baseline's busier side / vfio-migd's busier side).
+
+Usage:
 
   bench.py --build-dir build [--quick] [--out DIR] [--repeat N]
 """
@@ -56,6 +67,13 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_json(args, timeout=600):
@@ -111,7 +129,7 @@ def write_config(path, devices):
 class Daemon:
     """One vfio-migd on 127.0.0.1 TCP with sim devices; peak RSS sampled."""
 
-    def __init__(self, env, name, devices):
+    def __init__(self, env, name, devices, cpu=None):
         self.env = env
         self.name = name
         self.config = write_config(os.path.join(env.work, f"{name}.json"),
@@ -124,7 +142,9 @@ class Daemon:
             [env.migd, "--listen", self.target, "--backend", "sim",
              "--sim-config", self.config, "--log-level", "warn",
              *env.daemon_flags],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=(None if cpu is None else
+                        lambda: os.sched_setaffinity(0, {cpu})))
         self.rss_peak_kib = 0
         self._sampling = False
 
@@ -197,6 +217,16 @@ class Env:
         # Peer traffic is mutual TLS by default once the daemon knows TLS;
         # the main figures compare against a plain socket, so plain TCP.
         self.daemon_flags = ["--insecure"] if "--insecure" in help_text else []
+        self.pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+        cpus = sorted(os.sched_getaffinity(0))
+        self.sender_cpu, self.receiver_cpu = ((cpus[0], cpus[1]) if self.pin
+                                              else (None, None))
+
+    def pin_args(self):
+        if not self.pin:
+            return []
+        return ["--sender-cpu", str(self.sender_cpu),
+                "--receiver-cpu", str(self.receiver_cpu)]
 
     def ctl(self, server, *args, check=True, timeout=600):
         proc = subprocess.run([self.migctl, "--server", server, *args],
@@ -208,22 +238,26 @@ class Env:
         return proc
 
     def bench(self, *args):
-        return run_json([self.tool, *args])
+        return run_json([self.tool, *self.pin_args(), *args])
 
 
 def migrate(env, source_devices, dest_devices=None):
     """One migration between two fresh daemons. Returns the source's
     migration JSON plus the daemons' peak RSS."""
     ids = ",".join(d["id"] for d in source_devices)
-    src = Daemon(env, "src", source_devices)
-    dst = Daemon(env, "dst", dest_devices or twins(source_devices))
+    src = Daemon(env, "src", source_devices, env.sender_cpu)
+    dst = Daemon(env, "dst", dest_devices or twins(source_devices),
+                 env.receiver_cpu)
     try:
         src.wait_up()
         dst.wait_up()
         src.start_sampling()
         dst.start_sampling()
+        cpu = [proc_cpu_seconds(d.proc.pid) for d in (src, dst)]
         proc = env.ctl(src.target, "migrate", "--devices", ids, "--to",
                        dst.target, "--json", check=False)
+        cpu = [proc_cpu_seconds(d.proc.pid) - c
+               for d, c in zip((src, dst), cpu)]
         rss = {"source": src.peak_rss_mib(), "destination": dst.peak_rss_mib()}
         if proc.returncode != 0:
             raise RuntimeError(
@@ -234,6 +268,7 @@ def migrate(env, source_devices, dest_devices=None):
         if result.get("outcome") != "SUCCEEDED":
             raise RuntimeError(f"migration did not succeed: {proc.stdout}")
         result["rss_mib"] = rss
+        result["cpu_seconds"] = {"source": cpu[0], "destination": cpu[1]}
         return result
     finally:
         src.stop()
@@ -242,6 +277,11 @@ def migrate(env, source_devices, dest_devices=None):
 
 def migration_gib_s(m):
     return m["bytes_sent"] / GiB / (m["duration_ms"] / 1000.0)
+
+
+def cpu_per_gib(sender_s, receiver_s, nbytes):
+    gib = nbytes / GiB
+    return {"sender": sender_s / gib, "receiver": receiver_s / gib}
 
 
 # --- scenarios ------------------------------------------------------------------
@@ -253,20 +293,35 @@ def measure_throughput(env, total, repeat):
     dst_cfg = write_config(os.path.join(env.work, "tp-dst.json"),
                            twins(devices))
     out = {"baseline": [], "migd": [], "ratio": [], "rss_src": [],
-           "rss_dst": [], "raw_tcp": [], "sim_source": [], "sim_sink": []}
+           "rss_dst": [], "raw_tcp": [], "sim_source": [], "sim_sink": [],
+           "raw_tcp_cpu": [], "baseline_cpu": [], "migd_cpu": [],
+           "cpu_ratio": []}
     for i in range(repeat):
         log(f"throughput run {i + 1}/{repeat}: {total / GiB:g} GiB, "
             f"{len(devices)} devices")
-        out["raw_tcp"].append(env.bench("tcp", "--bytes", str(total))
-                              ["raw_tcp_gib_s"])
+        tcp = env.bench("tcp", "--bytes", str(total))
+        out["raw_tcp"].append(tcp["raw_tcp_gib_s"])
+        out["raw_tcp_cpu"].append(cpu_per_gib(
+            tcp["sender_cpu_seconds"], tcp["receiver_cpu_seconds"],
+            tcp["bytes"]))
         out["sim_source"].append(env.bench("sim-source", "--config", src_cfg)
                                  ["sim_source_gib_s"])
         out["sim_sink"].append(env.bench("sim-sink", "--config", src_cfg)
                                ["sim_sink_gib_s"])
-        base = env.bench("baseline", "--config", src_cfg, "--dest-config",
-                         dst_cfg)["baseline_gib_s"]
+        b = env.bench("baseline", "--config", src_cfg, "--dest-config",
+                      dst_cfg)
+        base = b["baseline_gib_s"]
+        base_cpu = cpu_per_gib(b["sender_cpu_seconds"],
+                               b["receiver_cpu_seconds"], b["bytes"])
         m = migrate(env, devices)
         rate = migration_gib_s(m)
+        migd_cpu = cpu_per_gib(m["cpu_seconds"]["source"],
+                               m["cpu_seconds"]["destination"],
+                               m["bytes_sent"])
+        out["baseline_cpu"].append(base_cpu)
+        out["migd_cpu"].append(migd_cpu)
+        out["cpu_ratio"].append(max(base_cpu.values()) /
+                                max(migd_cpu.values()))
         out["baseline"].append(base)
         out["migd"].append(rate)
         out["ratio"].append(rate / base)
@@ -274,7 +329,9 @@ def measure_throughput(env, total, repeat):
         out["rss_dst"].append(m["rss_mib"]["destination"])
         log(f"  baseline {base:.2f} GiB/s, vfio-migd {rate:.2f} GiB/s "
             f"(ratio {rate / base:.2f}), RSS {m['rss_mib']['source']:.0f}/"
-            f"{m['rss_mib']['destination']:.0f} MiB")
+            f"{m['rss_mib']['destination']:.0f} MiB; CPU s/GiB src/dst: "
+            f"baseline {base_cpu['sender']:.2f}/{base_cpu['receiver']:.2f}, "
+            f"vfio-migd {migd_cpu['sender']:.2f}/{migd_cpu['receiver']:.2f}")
     return out
 
 
@@ -391,6 +448,10 @@ def table(results):
     row("migd_gib_s", r["migd"], "GiB/s", ">= 0.5 x raw_tcp",
         t["migd_vs_raw_tcp"])
     row("throughput_ratio", r["ratio"], "", ">= 0.9", t["throughput_ratio"])
+    for key in ("raw_tcp_cpu", "baseline_cpu", "migd_cpu"):
+        for side in ("sender", "receiver"):
+            row(f"{key}_s_per_gib {side}", r[key][side], "s/GiB")
+    row("cpu_ratio (busier side)", r["cpu_ratio"], "")
     row("rss_mib_max source", r["rss_src"], "MiB", "<= 128",
         r["rss_src"]["max"] <= 128, "{:.0f}")
     row("rss_mib_max destination", r["rss_dst"], "MiB", "<= 128",
@@ -427,6 +488,8 @@ def main():
                         "(default BUILD/bench)")
     parser.add_argument("--repeat", type=int, help="repetitions of the "
                         "throughput, downtime and overhead runs")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin each side to its own CPU")
     parser.add_argument("--size-gib", type=float,
                         help="state moved in the main throughput run")
     args = parser.parse_args()
@@ -444,8 +507,11 @@ def main():
     try:
         tp = measure_throughput(env, total, repeat)
         for key in ("raw_tcp", "sim_source", "sim_sink", "baseline", "migd",
-                    "ratio", "rss_src", "rss_dst"):
+                    "ratio", "rss_src", "rss_dst", "cpu_ratio"):
             results[key] = summary(tp[key])
+        for key in ("raw_tcp_cpu", "baseline_cpu", "migd_cpu"):
+            results[key] = {side: summary([x[side] for x in tp[key]])
+                            for side in ("sender", "receiver")}
         results["state_gib"] = total / GiB
         sizes = [] if quick else [1 * GiB, 8 * GiB]
         results["rss_by_size"] = [measure_rss(env, s) for s in sizes]
@@ -498,6 +564,7 @@ def main():
         "downtime_floor_ms": r["downtime_floor"]["median"],
         "overhead_ms_64_devices": r["overhead"]["median"],
         "plan_us_256_devices": r["plan_us"],
+        "cpu_ratio": r["cpu_ratio"]["median"],
     }
     r.update(flat)
     r["seconds"] = round((datetime.datetime.now(datetime.timezone.utc) -
@@ -509,7 +576,8 @@ def main():
     print(f"\nvfio-migd benchmark ({r['mode']}, {r['date']}, {m['cpus']} x "
           f"{m['cpu']}, load {m['load_avg_at_start'][0]}; "
           f"{r['state_gib']:g} GiB in 4 devices, {repeat} run(s); "
-          f"daemons {' '.join(env.daemon_flags) or '(default flags)'})\n")
+          f"daemons {' '.join(env.daemon_flags) or '(default flags)'}; "
+          f"{'pinned' if env.pin else 'not pinned'})\n")
     print(table(r))
     print(f"\nresults: {path}")
 

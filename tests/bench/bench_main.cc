@@ -25,6 +25,15 @@ using vfiomig::bench::GiBps;
 
 void Print(const nlohmann::json& j) { std::printf("%s\n", j.dump().c_str()); }
 
+nlohmann::json Transport(const vfiomig::bench::TransportResult& r,
+                         const char* key) {
+  return {{"bytes", r.bytes},
+          {"seconds", r.seconds},
+          {"sender_cpu_seconds", r.sender_cpu_seconds},
+          {"receiver_cpu_seconds", r.receiver_cpu_seconds},
+          {key, r.gib_s()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,27 +62,32 @@ int main(int argc, char** argv) {
   plan->add_option("--devices", devices)->check(CLI::Range(1, 4096));
   plan->add_option("--iterations", iterations)->check(CLI::Range(1, 100000));
 
+  vfiomig::bench::Pinning pinning;
+  app.add_option("--sender-cpu", pinning.sender,
+                 "pin the sender (and single-process runs) to this CPU");
+  app.add_option("--receiver-cpu", pinning.receiver,
+                 "pin the receiving process to this CPU");
+
   CLI11_PARSE(app, argc, argv);
   // The sim logs each resume at info; figures only on stdout.
   spdlog::set_level(spdlog::level::warn);
 
   if (*tcp) {
-    vfiomig::bench::TransportResult r = vfiomig::bench::RawTcp(tcp_bytes);
-    Print({{"bytes", r.bytes},
-           {"seconds", r.seconds},
-           {"raw_tcp_gib_s", r.gib_s()}});
+    vfiomig::bench::TransportResult r =
+        vfiomig::bench::RawTcp(tcp_bytes, pinning);
+    Print(Transport(r, "raw_tcp_gib_s"));
   } else if (*baseline) {
     vfiomig::bench::TransportResult r =
-        vfiomig::bench::Baseline(config, dest_config);
-    Print({{"bytes", r.bytes},
-           {"seconds", r.seconds},
-           {"baseline_gib_s", r.gib_s()}});
+        vfiomig::bench::Baseline(config, dest_config, pinning);
+    Print(Transport(r, "baseline_gib_s"));
   } else if (*source) {
+    vfiomig::bench::PinTo(pinning.sender);
     vfiomig::bench::DeviceResult r = vfiomig::bench::SimSource(config);
     Print({{"bytes", r.bytes},
            {"seconds", r.seconds},
            {"sim_source_gib_s", GiBps(r.bytes, r.seconds)}});
   } else if (*sink) {
+    vfiomig::bench::PinTo(pinning.sender);
     vfiomig::bench::DeviceResult r = vfiomig::bench::SimSink(config);
     Print({{"bytes", r.bytes},
            {"seconds", r.seconds},

@@ -34,6 +34,21 @@ inline double GiBps(uint64_t bytes, double seconds) {
   return seconds > 0 ? static_cast<double>(bytes) / seconds / (1 << 30) : 0;
 }
 
+// User + system CPU time this process has used so far, in seconds.
+double CpuSeconds();
+
+// Which CPU each side of a two-process measurement runs on: the sender
+// (and single-process measurements) on `sender`, the receiver on
+// `receiver`; -1 leaves the scheduler free. Pinning gives each side one
+// core, as two hosts would, and keeps a side with more threads from taking
+// a larger share of a busy machine.
+struct Pinning {
+  int sender = -1;
+  int receiver = -1;
+};
+// Pins the calling process (all its future threads) to `cpu` unless -1.
+void PinTo(int cpu);
+
 // Prints "vfiomig_bench: <what>: <status>" and exits 1.
 [[noreturn]] void Die(const std::string& what, const absl::Status& status);
 [[noreturn]] void DieErrno(const std::string& what);

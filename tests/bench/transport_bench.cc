@@ -30,6 +30,22 @@ pid_t Fork(F child) {
   return pid;
 }
 
+// The receiver's last word: it has everything, and the CPU time it spent
+// since the connection was accepted.
+bool SendAck(int fd, double cpu_seconds) {
+  uint8_t ack[sizeof(double)];
+  std::memcpy(ack, &cpu_seconds, sizeof(ack));
+  return WriteAll(fd, absl::MakeConstSpan(ack));
+}
+
+double ReadAck(int fd) {
+  uint8_t ack[sizeof(double)];
+  if (!ReadAll(fd, absl::MakeSpan(ack))) DieErrno("read ack");
+  double cpu_seconds;
+  std::memcpy(&cpu_seconds, ack, sizeof(ack));
+  return cpu_seconds;
+}
+
 void Reap(pid_t pid, const char* what) {
   int status = 0;
   if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
@@ -40,11 +56,13 @@ void Reap(pid_t pid, const char* what) {
 
 }  // namespace
 
-TransportResult RawTcp(uint64_t bytes) {
+TransportResult RawTcp(uint64_t bytes, Pinning pinning) {
   int port = 0;
   const int listen_fd = Listen(&port);
   const pid_t child = Fork([&] {
+    PinTo(pinning.receiver);
     const int fd = Accept(listen_fd);
+    const double cpu = CpuSeconds();
     std::vector<uint8_t> buf(kChunk);
     uint64_t got = 0;
     while (got < bytes) {
@@ -52,38 +70,44 @@ TransportResult RawTcp(uint64_t bytes) {
       if (n <= 0) return 1;
       got += static_cast<uint64_t>(n);
     }
-    const uint8_t ack = 1;
-    return WriteAll(fd, absl::MakeConstSpan(&ack, 1)) ? 0 : 1;
+    return SendAck(fd, CpuSeconds() - cpu) ? 0 : 1;
   });
   close(listen_fd);
+  PinTo(pinning.sender);
   const int fd = Connect(port);
   std::vector<uint8_t> buf(kChunk);
   sim::FillContent(1, 0, absl::MakeSpan(buf));  // incompressible, not zero
   const Clock::time_point start = Clock::now();
+  const double cpu = CpuSeconds();
   for (uint64_t sent = 0; sent < bytes;) {
     const size_t n =
         static_cast<size_t>(std::min<uint64_t>(kChunk, bytes - sent));
     if (!WriteAll(fd, absl::MakeConstSpan(buf).first(n))) DieErrno("write");
     sent += n;
   }
-  uint8_t ack = 0;
-  if (!ReadAll(fd, absl::MakeSpan(&ack, 1))) DieErrno("read ack");
+  const double receiver_cpu = ReadAck(fd);
   const double seconds = SecondsSince(start);
+  const double sender_cpu = CpuSeconds() - cpu;
   close(fd);
   Reap(child, "raw tcp");
-  return TransportResult{.bytes = bytes, .seconds = seconds};
+  return TransportResult{.bytes = bytes,
+                         .seconds = seconds,
+                         .sender_cpu_seconds = sender_cpu,
+                         .receiver_cpu_seconds = receiver_cpu};
 }
 
 TransportResult Baseline(const std::string& source_config,
-                         const std::string& dest_config) {
+                         const std::string& dest_config, Pinning pinning) {
   int port = 0;
   const int listen_fd = Listen(&port);
   const pid_t child = Fork([&] {
+    PinTo(pinning.receiver);
     std::vector<std::shared_ptr<sim::SimDevice>> sinks;
     for (sim::SimDeviceConfig& c : LoadDevices(dest_config)) {
       sinks.push_back(sim::SimDevice::Create(std::move(c)));
     }
     const int fd = Accept(listen_fd);
+    const double cpu = CpuSeconds();
     std::vector<uint8_t> buf(kChunk);
     for (const auto& device : sinks) {
       std::unique_ptr<DataSession> resume = OpenResume(*device);
@@ -103,10 +127,10 @@ TransportResult Baseline(const std::string& source_config,
       resume.reset();
       FinishResume(*device);
     }
-    const uint8_t ack = 1;
-    return WriteAll(fd, absl::MakeConstSpan(&ack, 1)) ? 0 : 1;
+    return SendAck(fd, CpuSeconds() - cpu) ? 0 : 1;
   });
   close(listen_fd);
+  PinTo(pinning.sender);
   std::vector<std::shared_ptr<sim::SimDevice>> sources;
   for (sim::SimDeviceConfig& c : LoadDevices(source_config)) {
     sources.push_back(sim::SimDevice::Create(std::move(c)));
@@ -117,6 +141,7 @@ TransportResult Baseline(const std::string& source_config,
   std::vector<uint8_t> buf(kLengthPrefix + kChunk);
   uint64_t bytes = 0;
   const Clock::time_point start = Clock::now();
+  const double cpu = CpuSeconds();
   for (const auto& device : sources) {
     std::unique_ptr<DataSession> save = OpenSave(*device);
     for (;;) {
@@ -132,12 +157,15 @@ TransportResult Baseline(const std::string& source_config,
       bytes += *n;
     }
   }
-  uint8_t ack = 0;
-  if (!ReadAll(fd, absl::MakeSpan(&ack, 1))) DieErrno("read ack");
+  const double receiver_cpu = ReadAck(fd);
   const double seconds = SecondsSince(start);
+  const double sender_cpu = CpuSeconds() - cpu;
   close(fd);
   Reap(child, "baseline");
-  return TransportResult{.bytes = bytes, .seconds = seconds};
+  return TransportResult{.bytes = bytes,
+                         .seconds = seconds,
+                         .sender_cpu_seconds = sender_cpu,
+                         .receiver_cpu_seconds = receiver_cpu};
 }
 
 }  // namespace vfiomig::bench

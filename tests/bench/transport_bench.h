@@ -11,7 +11,8 @@
 //             migration costs with no daemon, no gRPC and no stream format.
 //
 // Both time from the first byte sent to the receiver's acknowledgement that
-// it has everything (devices included), so the receiver's work counts.
+// it has everything (devices included), so the receiver's work counts, and
+// report the CPU time each side spent in that window.
 #ifndef VFIOMIG_TESTS_BENCH_TRANSPORT_BENCH_H_
 #define VFIOMIG_TESTS_BENCH_TRANSPORT_BENCH_H_
 
@@ -25,12 +26,14 @@ namespace vfiomig::bench {
 struct TransportResult {
   uint64_t bytes = 0;
   double seconds = 0;
+  double sender_cpu_seconds = 0;
+  double receiver_cpu_seconds = 0;
   double gib_s() const { return GiBps(bytes, seconds); }
 };
 
-TransportResult RawTcp(uint64_t bytes);
+TransportResult RawTcp(uint64_t bytes, Pinning pinning);
 TransportResult Baseline(const std::string& source_config,
-                         const std::string& dest_config);
+                         const std::string& dest_config, Pinning pinning);
 
 }  // namespace vfiomig::bench
 
