@@ -2,12 +2,22 @@
 // index, block version), never stored.
 //
 // A sim device of many GiB keeps only per-block metadata; any byte range of
-// any block can be regenerated on demand. Each 8-byte word is an independent
-// function of the block key and the word's number (counter-mode splitmix64),
-// so generation starts at any offset without replaying a prefix and writes
-// straight into the caller's buffer, and a receiver can check received bytes
-// in place. Words are little-endian on every host; a partial word at the end
-// of a block is the prefix of that word.
+// any block can be regenerated on demand. Word n (8 bytes) of the content
+// keyed k is
+//
+//   pad[n mod kPadWords] XOR mask(k, n div kPadWords)
+//
+// where pad is 64 KiB of fixed pseudo-random words (splitmix64 from a
+// constant seed: the same in every build) and mask is the splitmix64
+// finaliser of the key and the 64 KiB segment's number. So generation
+// starts at any offset without replaying a prefix, writes straight into the
+// caller's buffer, and a receiver checks received bytes in place. Two keys
+// differ in every word (their masks differ), and neighbouring words differ
+// (the pad's do). The inner loops are one load, XOR and store or compare per
+// word, which the compiler vectorises: the sim must outrun loopback TCP so
+// that benchmarks measure the daemon, not the sim. Words are little-endian
+// on every host; a partial word at the end of a block is the prefix of that
+// word.
 //
 // Pure and thread-safe. Built with optimisation even in Debug builds: tests
 // and benchmarks stream GiBs through these loops.
@@ -20,6 +30,10 @@
 #include "absl/types/span.h"
 
 namespace vfiomig::sim {
+
+// Words of the fixed pad (64 KiB): content repeats the pad, masked per key
+// and per 64 KiB segment.
+inline constexpr uint64_t kPadWords = 8192;
 
 // Content is versioned in blocks of this size; the last block may be short.
 inline constexpr uint64_t kBlockSize = uint64_t{1} << 20;

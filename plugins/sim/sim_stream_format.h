@@ -5,7 +5,7 @@
 // truncated or foreign one.
 //
 //   stream       := header record* end-record
-//   header       (32 bytes) magic "VFMIGSIM" | u32 format version (1) |
+//   header       (32 bytes) magic "VFMIGSIM" | u32 format version (2) |
 //                u32 block size | u64 total size | u64 origin seed
 //   record head  (24 bytes) u32 type | u32 payload length | u64 index |
 //                u64 version
@@ -30,7 +30,9 @@
 namespace vfiomig::sim {
 
 inline constexpr std::string_view kStreamMagic = "VFMIGSIM";
-inline constexpr uint32_t kStreamFormatVersion = 1;
+// 2: the content generator of sim_generator.h (pad XOR mask); version 1
+// streams carried counter-mode splitmix64 content and no longer verify.
+inline constexpr uint32_t kStreamFormatVersion = 2;
 
 inline constexpr size_t kStreamHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 24;
