@@ -5,8 +5,9 @@ figure against a baseline measured in the same run.
 Measures (results.json keys):
 
   raw_tcp_gib_s        bare loopback TCP between two processes, no other work
-  sim_source_gib_s     the sim devices' save reads alone (one thread)
-  sim_sink_gib_s       the sim devices' resume writes alone (one thread)
+  sim_source_gib_s     the sim devices' save reads alone, per CPU-second of
+                       their one thread (what a core of its own achieves)
+  sim_sink_gib_s       the sim devices' resume writes alone, likewise
   baseline_gib_s       the same sim source devices -> one plain TCP
                        connection -> the same sim sink devices, two processes
   migd_gib_s           a vfio-migd migration of those devices between two

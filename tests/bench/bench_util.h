@@ -36,6 +36,8 @@ inline double GiBps(uint64_t bytes, double seconds) {
 
 // User + system CPU time this process has used so far, in seconds.
 double CpuSeconds();
+// CPU time of the calling thread so far, in seconds.
+double ThreadCpuSeconds();
 
 // Which CPU each side of a two-process measurement runs on: the sender
 // (and single-process measurements) on `sender`, the receiver on

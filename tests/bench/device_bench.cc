@@ -21,6 +21,7 @@ DeviceResult SimSource(const std::string& config) {
     std::shared_ptr<sim::SimDevice> device =
         sim::SimDevice::Create(std::move(c));
     const Clock::time_point start = Clock::now();
+    const double cpu = ThreadCpuSeconds();
     std::unique_ptr<DataSession> save = OpenSave(*device);
     for (;;) {
       absl::StatusOr<size_t> n = save->Read(absl::MakeSpan(buf));
@@ -29,6 +30,7 @@ DeviceResult SimSource(const std::string& config) {
       result.bytes += *n;
     }
     result.seconds += SecondsSince(start);
+    result.cpu_seconds += ThreadCpuSeconds() - cpu;
   }
   return result;
 }
@@ -50,15 +52,19 @@ DeviceResult SimSink(const std::string& config) {
       if (!n.ok()) Die(source->info().id, n.status());
       if (*n == 0) break;
       const Clock::time_point start = Clock::now();
+      const double cpu = ThreadCpuSeconds();
       absl::Status s = resume->Write(absl::MakeConstSpan(buf).first(*n));
       result.seconds += SecondsSince(start);
+      result.cpu_seconds += ThreadCpuSeconds() - cpu;
       if (!s.ok()) Die(sink->info().id, s);
       result.bytes += *n;
     }
     resume.reset();
     const Clock::time_point start = Clock::now();
+    const double cpu = ThreadCpuSeconds();
     FinishResume(*sink);
     result.seconds += SecondsSince(start);
+    result.cpu_seconds += ThreadCpuSeconds() - cpu;
   }
   return result;
 }

@@ -7,6 +7,9 @@
 //              on to RUNNING; time = the writes and the resume check only
 //              (the source reads are not counted).
 //
+// Both measure wall time and the thread's CPU time over the same spans; the
+// CPU time is what a core of its own would need, whatever else runs.
+//
 // PlanGroup times the group planner (daemon/core/planner.h) on `devices`
 // P2P + pre-copy devices: the fastest and median of `iterations` runs.
 #ifndef VFIOMIG_TESTS_BENCH_DEVICE_BENCH_H_
@@ -20,6 +23,7 @@ namespace vfiomig::bench {
 struct DeviceResult {
   uint64_t bytes = 0;
   double seconds = 0;
+  double cpu_seconds = 0;
 };
 
 DeviceResult SimSource(const std::string& config);
