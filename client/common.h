@@ -40,11 +40,21 @@ inline constexpr std::string_view kDefaultServer =
     "unix:/run/vfio-migd/vfio-migd.sock";
 inline constexpr std::string_view kServerEnv = "VFIO_MIGCTL_SERVER";
 
+inline constexpr std::string_view kTlsCaEnv = "VFIO_MIGCTL_TLS_CA";
+inline constexpr std::string_view kTlsCertEnv = "VFIO_MIGCTL_TLS_CERT";
+inline constexpr std::string_view kTlsKeyEnv = "VFIO_MIGCTL_TLS_KEY";
+
 struct GlobalOptions {
   std::string server = std::string(kDefaultServer);
   // Bounds both connecting and the call itself, so the CLI never hangs on a
   // dead socket or a wedged daemon.
   double timeout_seconds = 5.0;
+  // A TCP server needs mutual TLS (all three files) or `insecure`
+  // (daemon/transport_security.h); unix sockets need neither.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  bool insecure = false;
 };
 
 // Writes "vfio-migctl: <message>" as one line on stderr. Embedded newlines

@@ -56,6 +56,21 @@ int Main(int argc, char** argv) {
                  "Seconds to wait for vfio-migd to connect and answer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--tls-ca", global.tls_ca,
+                 "For a host:port server: PEM CA that signed the daemon's "
+                 "certificate (mutual TLS). Overrides $VFIO_MIGCTL_TLS_CA")
+      ->envname(std::string(kTlsCaEnv));
+  app.add_option("--tls-cert", global.tls_cert,
+                 "For a host:port server: this client's PEM certificate, "
+                 "signed by the daemon's CA. Overrides $VFIO_MIGCTL_TLS_CERT")
+      ->envname(std::string(kTlsCertEnv));
+  app.add_option("--tls-key", global.tls_key,
+                 "The PEM private key of --tls-cert. Overrides "
+                 "$VFIO_MIGCTL_TLS_KEY")
+      ->envname(std::string(kTlsKeyEnv));
+  app.add_flag("--insecure", global.insecure,
+               "Talk plaintext to a host:port server started with "
+               "--insecure (no authentication either way)");
   app.footer(kExitCodesHelp);
 
   FsmPathOptions fsm_options;

@@ -7,9 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "daemon/transport_security.h"
 
 namespace vfiomig::cli {
 namespace {
+
+// Equal to the daemon's kMaxMessageBytes.
+constexpr int kMaxResponseBytes = 16 << 20;
 
 std::string FormatSeconds(double seconds) {
   return absl::StrFormat("%gs", seconds);
@@ -68,10 +72,23 @@ absl::StatusOr<ControlClient> ControlClient::Create(
   if (!(options.timeout_seconds > 0)) {
     return absl::InvalidArgumentError("--timeout must be positive");
   }
-  // The control socket is local or on a management network; plaintext is
-  // the daemon's only transport today.
+  // Unix sockets: plaintext (file permissions guard them); TCP: mutual TLS
+  // with the --tls-* files, or plaintext only with --insecure.
+  absl::StatusOr<TransportSecurity> security = TransportSecurity::Create(
+      {.ca = options.tls_ca, .cert = options.tls_cert, .key = options.tls_key},
+      options.insecure);
+  if (!security.ok()) return security.status();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      security->ChannelCredentialsFor(*target);
+  if (!credentials.ok()) {
+    return absl::InvalidArgumentError(credentials.status().message());
+  }
+  grpc::ChannelArguments args;
+  // The daemon's own bound on a response (daemon/server.h): a long
+  // migration history must not fail at gRPC's 4 MiB default.
+  args.SetMaxReceiveMessageSize(kMaxResponseBytes);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(*target, grpc::InsecureChannelCredentials());
+      grpc::CreateCustomChannel(*target, *std::move(credentials), args);
   return ControlClient(*std::move(target), options.timeout_seconds,
                        std::move(channel));
 }

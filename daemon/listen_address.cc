@@ -99,21 +99,11 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
   return address;
 }
 
-absl::Status PrepareUnixSocket(const fs::path& path) {
-  std::error_code ec;
+absl::Status PrepareUnixSocket(const fs::path& path,
+                               const SocketAccess& access) {
   const fs::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  if (!fs::exists(dir, ec)) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot create socket directory '", dir.native(),
-                       "': ", ec.message()));
-    }
-    // Only the directory's owner and group may reach the socket.
-    fs::permissions(
-        dir,
-        fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec,
-        ec);
+  if (absl::Status status = PrepareSocketDirectory(dir, access); !status.ok()) {
+    return status;
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -132,6 +122,9 @@ absl::Status PrepareUnixSocket(const fs::path& path) {
     return absl::FailedPreconditionError(
         absl::StrCat("'", path.native(),
                      "' is in use by a running process (another vfio-migd?)"));
+  }
+  if (absl::Status status = CheckReplaceableSocket(path); !status.ok()) {
+    return status;
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "daemon/socket_permissions.h"
 
 namespace vfiomig {
 
@@ -35,10 +36,13 @@ struct ListenAddress {
 // InvalidArgument naming the target when it is malformed.
 absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target);
 
-// Makes `path` bindable: creates its directory (mode 0750: the control API
-// is privileged) and removes a stale socket. FailedPrecondition when a live
-// process answers on it or when the path is not a socket.
-absl::Status PrepareUnixSocket(const std::filesystem::path& path);
+// Makes `path` bindable: prepares its directory (PrepareSocketDirectory:
+// created with mode 0750 and the socket group when missing, refused when
+// world-writable or another user's) and removes a stale socket of ours.
+// FailedPrecondition when a live process answers on it, when the path is
+// not a socket, or when it belongs to another user.
+absl::Status PrepareUnixSocket(const std::filesystem::path& path,
+                               const SocketAccess& access = {});
 
 // Identity of the socket file this daemon bound, so that shutdown removes
 // that file and never one a newer daemon created at the same path.

@@ -26,6 +26,8 @@
 #include "daemon/migration/switchover.h"
 #include "daemon/peer_service.h"
 #include "daemon/server.h"
+#include "daemon/socket_permissions.h"
+#include "daemon/transport_security.h"
 #include "plugins/registry.h"
 #include "spdlog/spdlog.h"
 
@@ -59,14 +61,19 @@ struct Flags {
   uint32_t peer_timeout_ms = 10000;
   // Device hand-off side channel; empty: beside the first unix --listen.
   std::string handoff_socket;
+  // Access control.
+  TlsFiles tls;
+  bool insecure = false;
+  std::string socket_group;
 };
 
 void AddFlags(CLI::App& app, Flags& flags) {
   app.set_version_flag("--version",
                        std::string("vfio-migd ") + VFIOMIG_VERSION);
   app.add_option("--listen", flags.listen,
-                 "gRPC listen target, repeatable: unix:/path, "
-                 "unix-abstract:name or host:port (TCP is unauthenticated)")
+                 "gRPC listen target, repeatable: unix:/path, host:port "
+                 "(mutual TLS: needs --tls-*, or --insecure) or "
+                 "unix-abstract:name (needs --insecure)")
       ->capture_default_str();
   app.add_option("--backend", flags.backend,
                  "Device backend. vfio (default) manages the host's real "
@@ -131,6 +138,27 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "of the destination arcs they run)")
       ->check(CLI::Range(uint32_t{100}, kMaxArcTimeoutMs))
       ->capture_default_str();
+
+  app.add_option("--tls-ca", flags.tls.ca,
+                 "PEM CA certificate(s): TCP peers and clients must present "
+                 "a certificate it signed (mutual TLS on TCP listen targets "
+                 "and to TCP destinations)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", flags.tls.cert,
+                 "PEM certificate of this host, signed by --tls-ca; it must "
+                 "name the host peers dial (subjectAltName)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", flags.tls.key,
+                 "PEM private key of --tls-cert (not readable by others)")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure", flags.insecure,
+               "Allow plaintext, unauthenticated TCP (listen targets and "
+               "destinations) and unix-abstract sockets: anyone who reaches "
+               "them can drive the daemon and feed device state. Not with "
+               "--tls-*");
+  app.add_option("--socket-group", flags.socket_group,
+                 "Group of the unix control socket (mode 0660): its members "
+                 "may use the control API. Default: the daemon's group");
 }
 
 // Settings that depend on each other, checked before anything starts.
@@ -163,6 +191,32 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (absl::Status status = CheckFlags(flags); !status.ok()) {
     spdlog::error("{}", std::string(status.message()));
     return 1;
+  }
+  // Access control is settled before any device is touched: a TCP target
+  // without TLS files and without --insecure stops the daemon here.
+  absl::StatusOr<TransportSecurity> transport =
+      TransportSecurity::Create(flags.tls, flags.insecure);
+  if (!transport.ok()) {
+    spdlog::error("{}", std::string(transport.status().message()));
+    return 1;
+  }
+  ServerOptions server_options;
+  server_options.transport = *transport;
+  if (!flags.socket_group.empty()) {
+    absl::StatusOr<SocketAccess> access =
+        SocketAccessForGroup(flags.socket_group);
+    if (!access.ok()) {
+      spdlog::error("{}", std::string(access.status().message()));
+      return 1;
+    }
+    server_options.sockets = *std::move(access);
+  }
+  for (const std::string& target : flags.listen) {
+    if (absl::Status status = transport->ServerCredentialsFor(target).status();
+        !status.ok()) {
+      spdlog::error("{}", std::string(status.message()));
+      return 1;
+    }
   }
   BackendOptions options;
   options.sim_config_path = flags.sim_config;
@@ -224,6 +278,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
   migration_options.switchover_timeout =
       absl::Milliseconds(flags.switchover_timeout_ms);
   migration_options.peer_timeout = absl::Milliseconds(flags.peer_timeout_ms);
+  migration_options.transport = *transport;
   MigrationManager migrations(inventory->get(), &leases, migration_options);
   migrations.SetIncoming(IncomingMigrations{
       .list = [&peer] { return peer.ListMigrations(); },
@@ -235,17 +290,21 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       {v1::ControlService::service_full_name(), &control},
       {v1::PeerService::service_full_name(), &peer}};
   absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::Start(flags.listen, services);
+      Server::Start(flags.listen, services, server_options);
   if (!server.ok()) {
     spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
   for (const std::string& target : flags.listen) {
-    if (absl::StatusOr<ListenAddress> address = ParseListenAddress(target);
-        address.ok() && !address->is_local()) {
+    const TargetKind kind = KindOfTarget(target);
+    if (kind == TargetKind::kFileSocket) continue;
+    if (kind == TargetKind::kNetwork && transport->has_tls()) {
+      spdlog::info("listening on TCP {} with mutual TLS as {}", target,
+                   transport->subject());
+    } else {
       spdlog::warn(
-          "listening on TCP {} without authentication: anyone who reaches "
-          "it can use the control API",
+          "--insecure: listening on {} without authentication: anyone who "
+          "reaches it can use the control API and feed device state",
           target);
     }
   }
@@ -272,6 +331,11 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::info("device hand-off on unix:{}", handoff_path);
   } else {
     spdlog::info("no device hand-off socket (no unix --listen target)");
+  }
+  if (flags.insecure) {
+    spdlog::warn(
+        "--insecure: migrations to TCP destinations send device state in "
+        "plaintext to a destination nobody authenticated");
   }
   spdlog::info(
       "vfio-migd {} listening on {}; backend {} manages {} devices{}{}",

@@ -4,10 +4,12 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/control_service.h"
 #include "daemon/migration/destination_request.h"
 #include "daemon/proto_convert.h"
+#include "daemon/transport_security.h"
 #include "spdlog/spdlog.h"
 
 namespace vfiomig {
@@ -27,9 +29,10 @@ class CallScope {
   std::atomic<int>& counter_;
 };
 
-// Where a peer call came from, for log lines.
+// Where a peer call came from, for log lines: the address and, over
+// mutual TLS, the certificate's name.
 std::string PeerOf(const grpc::ServerContext* context) {
-  return context == nullptr ? "?" : context->peer();
+  return context == nullptr ? "?" : DescribePeer(*context);
 }
 
 grpc::Status Reject(std::string_view method, const grpc::ServerContext* context,
@@ -51,6 +54,12 @@ grpc::Status PeerService::Prepare(grpc::ServerContext* context,
                                   const v1::PrepareRequest* request,
                                   v1::PrepareResponse* response) {
   CallScope scope(calls_in_flight_);
+  // Who asks to write device state here, before anything else happens.
+  // The id is not validated yet: escaped, so it cannot forge log lines.
+  spdlog::info("peer Prepare {} from {}: {} devices",
+               absl::CHexEscape(
+                   request->migration_id().substr(0, kMaxMigrationIdLength)),
+               PeerOf(context), request->devices_size());
   absl::StatusOr<v1::PrepareResponse> result = registry_.Prepare(*request);
   if (!result.ok()) return Reject("Prepare", context, result.status());
   *response = *std::move(result);

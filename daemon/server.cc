@@ -14,9 +14,6 @@
 namespace vfiomig {
 namespace {
 
-// Room for a stream frame (kMaxFrameSize, 8 MiB + 32) with gRPC framing and
-// the message's other fields, and then some.
-constexpr int kMaxReceiveMessageBytes = 16 << 20;
 // HTTP/2 flow-control window of each incoming stream: four 1 MiB frames of
 // a source daemon (source_stream.h).
 constexpr int kStreamWindowBytes = 4 << 20;
@@ -27,7 +24,7 @@ constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(5);
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     absl::Span<const std::string> listen_targets,
-    absl::Span<const HostedService> services) {
+    absl::Span<const HostedService> services, const ServerOptions& options) {
   if (listen_targets.empty()) {
     return absl::InvalidArgumentError("no listen target");
   }
@@ -42,9 +39,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     }
     addresses.push_back(*std::move(address));
   }
+  // Every target's credentials before anything is touched: a TCP target
+  // without TLS files (or --insecure) stops the start here.
+  std::vector<std::shared_ptr<grpc::ServerCredentials>> credentials;
+  for (const ListenAddress& address : addresses) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> c =
+        options.transport.ServerCredentialsFor(address.target);
+    if (!c.ok()) return c.status();
+    credentials.push_back(*std::move(c));
+  }
   for (const ListenAddress& address : addresses) {
     if (!address.unix_path.has_value()) continue;
-    if (absl::Status status = PrepareUnixSocket(*address.unix_path);
+    if (absl::Status status =
+            PrepareUnixSocket(*address.unix_path, options.sockets);
         !status.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot listen on '", address.target, "': ", status.message()));
@@ -60,9 +67,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same TCP port and silently take half of the clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // A peer stream message carries a frame of up to 8 MiB of device data
-  // plus its header (daemon/stream/format.h); gRPC's default limit is 4 MiB.
-  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // Deliberate bounds both ways (gRPC's defaults are 4 MiB in, unlimited
+  // out): a larger message fails its call with RESOURCE_EXHAUSTED before
+  // it is buffered, and the daemon serves on.
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // A destination must notice a dead source within seconds, not when TCP
   // gives up after minutes: its devices sit in RESUMING until then. The
   // server pings every connection that is quiet for kKeepaliveTime and
@@ -97,14 +106,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // target that failed (gRPC stops at the first failure).
   std::vector<int> selected_ports(addresses.size(), 0);
   for (size_t i = 0; i < addresses.size(); ++i) {
-    builder.AddListeningPort(addresses[i].target,
-                             grpc::InsecureServerCredentials(),
+    builder.AddListeningPort(addresses[i].target, credentials[i],
                              &selected_ports[i]);
   }
   for (const HostedService& hosted : services) {
     builder.RegisterService(hosted.service);
   }
-  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> grpc_server;
+  {
+    // gRPC binds the unix sockets here: born 0660 at most.
+    const ScopedSocketUmask umask;
+    grpc_server = builder.BuildAndStart();
+  }
   if (grpc_server == nullptr) {
     for (size_t i = 0; i < addresses.size(); ++i) {
       if (selected_ports[i] == 0) {
@@ -131,6 +144,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       // Remembered so that shutdown removes exactly this file.
       if (absl::StatusOr<SocketFileId> id = StatSocket(path); id.ok()) {
         server->sockets_.push_back({path, *id});
+      }
+      if (absl::Status status = RestrictSocket(path, options.sockets);
+          !status.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "cannot listen on '", address.target, "': ", status.message()));
       }
     } else {
       server->endpoints_.push_back(address.target);

@@ -4,6 +4,12 @@
 // hosted service and "" report SERVING while the server runs) and server
 // reflection, so generic gRPC tools can discover and call the API.
 //
+// Who may connect: unix sockets on the file system get mode 0660 and the
+// configured group, in a directory checked by PrepareSocketDirectory
+// (daemon/socket_permissions.h); TCP targets get mutual TLS, or plaintext
+// only when the TransportSecurity allows it (daemon/transport_security.h).
+// A target the options do not allow fails Start() with the reason.
+//
 // Services are not owned and must outlive the Server. Start() binds every
 // target or none: if one target fails, the server is not started and the
 // error names the target.
@@ -19,6 +25,8 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "daemon/listen_address.h"
+#include "daemon/socket_permissions.h"
+#include "daemon/transport_security.h"
 #include "grpcpp/grpcpp.h"
 
 namespace vfiomig {
@@ -29,11 +37,26 @@ struct HostedService {
   grpc::Service* service = nullptr;
 };
 
+struct ServerOptions {
+  // TCP needs TLS files or --insecure; the default allows unix sockets only.
+  TransportSecurity transport;
+  // Group of the unix sockets.
+  SocketAccess sockets;
+};
+
+// Bounds of one gRPC message, both ways. A peer stream message carries a
+// frame of up to 8 MiB of device data plus its header
+// (daemon/stream/format.h; gRPC's default receive limit is 4 MiB); every
+// other request is a few KiB, and the largest response (ListMigrations
+// with its history) stays far below.
+inline constexpr int kMaxMessageBytes = 16 << 20;
+
 class Server {
  public:
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       absl::Span<const std::string> listen_targets,
-      absl::Span<const HostedService> services);
+      absl::Span<const HostedService> services,
+      const ServerOptions& options = {});
 
   // Shuts down with no grace period if Shutdown() was not called.
   ~Server();

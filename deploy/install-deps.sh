@@ -16,6 +16,12 @@ packages=(
   # Tests: the libvirt hook under a real libvirtd (no libvirt-daemon-system:
   # no service is started); qemu-system-x86 above also serves the qmp tests.
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  # Mutual TLS: OpenSSL checks the TLS files; openssl makes test certificates
+  # (deploy/make-test-certs.sh).
+  libssl-dev openssl
+  # libFuzzer targets (tests/fuzz): clang 14 and its runtimes (libFuzzer,
+  # ASan, UBSan live in libclang-rt-14-dev).
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

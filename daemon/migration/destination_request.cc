@@ -130,6 +130,14 @@ absl::Status ValidatePrepareRequest(const v1::PrepareRequest& request) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown deadline policy ", request.policy()));
   }
+  // The source's deadlines bound how long a hung arc holds a device here:
+  // the same bound as a StartMigration request's.
+  if (request.drain_timeout_ms() > kMaxArcTimeoutMs ||
+      request.arc_timeout_ms() > kMaxArcTimeoutMs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("drain_timeout_ms and arc_timeout_ms must be at most ",
+                     kMaxArcTimeoutMs, " (24 h)"));
+  }
   return ValidateWorkload(request.workload());
 }
 

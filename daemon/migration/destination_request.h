@@ -36,7 +36,8 @@ absl::Status ValidateMigrationId(std::string_view id);
 
 // InvalidArgument naming the first problem: migration id, source host
 // (1..kMaxHostLength printable ASCII), 1..kMaxDevicesPerRequest devices,
-// plausible device ids, a header on every device, known policy.
+// plausible device ids, a header on every device, known policy, deadlines
+// of at most kMaxArcTimeoutMs.
 absl::Status ValidatePrepareRequest(const v1::PrepareRequest& request);
 
 // A device that passed CheckPrepareDevices.

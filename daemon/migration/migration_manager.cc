@@ -233,6 +233,14 @@ absl::StatusOr<v1::Migration> MigrationManager::Start(
 
 absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
     const std::string& id, const v1::StartMigrationRequest& request) {
+  // Before any device is touched: a TCP destination needs TLS (or
+  // --insecure) on this daemon.
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      options_.transport.ChannelCredentialsFor(request.destination());
+  if (!credentials.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot reach the destination: ", credentials.status().message()));
+  }
   const std::vector<std::string> ids(request.device_ids().begin(),
                                      request.device_ids().end());
   absl::StatusOr<std::vector<std::shared_ptr<Device>>> devices =
@@ -275,6 +283,7 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
   SourceMigrationSpec spec;
   spec.id = id;
   spec.destination = request.destination();
+  spec.peer_credentials = *std::move(credentials);
   spec.source_host = options_.source_host;
   spec.devices = *devices;
   for (const std::string& source : ids) {

@@ -33,6 +33,7 @@
 #include "daemon/inventory.h"
 #include "daemon/migration/device_leases.h"
 #include "daemon/migration/migration_tracker.h"
+#include "daemon/transport_security.h"
 #include "vfiomig/v1/control.pb.h"
 
 namespace vfiomig {
@@ -50,6 +51,10 @@ struct MigrationOptions {
   absl::Duration switchover_timeout = absl::Seconds(30);
   // Base deadline of the Prepare, Commit and Abort calls to the peer.
   absl::Duration peer_timeout = absl::Seconds(10);
+  // How the destination is dialled: mutual TLS for TCP destinations when
+  // the daemon has TLS files, plaintext only with --insecure. The default
+  // allows unix-socket destinations only (a TCP one is refused at Start).
+  TransportSecurity transport;
   // This host's name in stream headers; gethostname() when empty.
   std::string source_host;
   // Finished migrations kept for Get/List.

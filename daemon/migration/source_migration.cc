@@ -299,7 +299,7 @@ absl::Status SourceMigration::PrepareDestination() {
   PeerClient* peer;
   {
     absl::MutexLock lock(&mu_);
-    peer_ = PeerClient::Connect(spec_.destination);
+    peer_ = PeerClient::Connect(spec_.destination, spec_.peer_credentials);
     peer = peer_.get();
     if (cancelled_.load()) peer_->CancelPending();
   }

@@ -60,8 +60,9 @@ namespace vfiomig {
 // A validated migration request, ready to run.
 struct SourceMigrationSpec {
   std::string id;
-  // gRPC target of the destination daemon.
+  // gRPC target of the destination daemon, and how to dial it.
   std::string destination;
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
   // This host's name, for the stream headers.
   std::string source_host;
   // The group, in request order, and each device's target id (parallel).

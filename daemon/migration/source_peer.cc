@@ -49,14 +49,19 @@ grpc::ChannelArguments PeerChannelArguments() {
   // A fresh connection per migration: a subchannel shared with an earlier
   // migration's broken connection would report its state, not ours.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // The same deliberate bound as the destination's server (server.h): a
+  // stream message fits; a destination answering with more is refused.
+  args.SetMaxSendMessageSize(kMaxPeerMessageBytes);
+  args.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   return args;
 }
 
-std::unique_ptr<PeerClient> PeerClient::Connect(const std::string& target) {
+std::unique_ptr<PeerClient> PeerClient::Connect(
+    const std::string& target,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   return std::make_unique<PeerClient>(
-      target,
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                PeerChannelArguments()));
+      target, grpc::CreateCustomChannel(target, std::move(credentials),
+                                        PeerChannelArguments()));
 }
 
 PeerClient::PeerClient(std::string target,

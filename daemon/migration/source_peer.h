@@ -34,14 +34,21 @@ namespace vfiomig {
 inline constexpr absl::Duration kKeepaliveTime = absl::Seconds(3);
 inline constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(3);
 
+// Bound of one peer message both ways; equal to the server's
+// kMaxMessageBytes (daemon/server.h), which this module cannot include.
+inline constexpr int kMaxPeerMessageBytes = 16 << 20;
+
 // The channel arguments every source-to-destination channel uses.
 grpc::ChannelArguments PeerChannelArguments();
 
 class PeerClient {
  public:
   // Connects lazily (the first call connects); never fails here: a bad or
-  // unreachable target fails the first call with UNAVAILABLE.
-  static std::unique_ptr<PeerClient> Connect(const std::string& target);
+  // unreachable target, or a failed TLS handshake, fails the first call
+  // with UNAVAILABLE. `credentials` come from TransportSecurity.
+  static std::unique_ptr<PeerClient> Connect(
+      const std::string& target,
+      std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   PeerClient(std::string target, std::shared_ptr<grpc::Channel> channel);
 

@@ -380,13 +380,14 @@ class ControlServiceMigrationTest : public ::testing::Test {
     const HostedService peer_services[] = {
         {v1::PeerService::service_full_name(), peer_.get()}};
     const std::string listen[] = {"127.0.0.1:0"};
-    absl::StatusOr<std::unique_ptr<Server>> destination_server =
-        Server::Start(listen, peer_services);
+    absl::StatusOr<std::unique_ptr<Server>> destination_server = Server::Start(
+        listen, peer_services, {.transport = TransportSecurity::Plaintext()});
     ASSERT_TRUE(destination_server.ok()) << destination_server.status();
     destination_server_ = *std::move(destination_server);
 
     manager_ = std::make_unique<MigrationManager>(
-        source_.get(), &source_leases_, MigrationOptions{});
+        source_.get(), &source_leases_,
+        MigrationOptions{.transport = TransportSecurity::Plaintext()});
     service_ = std::make_unique<ControlService>(source_.get(), manager_.get());
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());

@@ -1,5 +1,8 @@
 #include "daemon/server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -79,9 +82,13 @@ class ServerTest : public ::testing::Test {
     services_ = {{v1::ControlService::service_full_name(), control_.get()}};
   }
 
+  // Plaintext TCP unless a test says otherwise: these tests are about the
+  // server, not about TLS (transport_security_test.cc is).
   absl::StatusOr<std::unique_ptr<Server>> Start(
-      const std::vector<std::string>& targets) {
-    return Server::Start(targets, services_);
+      const std::vector<std::string>& targets,
+      const ServerOptions& options = {
+          .transport = TransportSecurity::Plaintext()}) {
+    return Server::Start(targets, services_, options);
   }
 
   TempDir tmp_;
@@ -168,6 +175,46 @@ TEST_F(ServerTest, ResolvesTcpPortZeroAndRefusesToShareTheTcpPort) {
   absl::StatusOr<std::unique_ptr<Server>> second = Start({endpoint});
   ASSERT_FALSE(second.ok());
   EXPECT_THAT(second.status().message(), HasSubstr(endpoint));
+}
+
+TEST_F(ServerTest, RefusesPlaintextTcpAndAbstractSocketsByDefault) {
+  for (const char* target : {"127.0.0.1:0", "unix-abstract:vfio-migd-test"}) {
+    absl::Status status = Start({target}, ServerOptions()).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << target;
+    EXPECT_THAT(status.message(), HasSubstr(target));
+    EXPECT_THAT(status.message(), HasSubstr("--insecure"));
+  }
+  // Nothing was bound: a unix target next to a refused one is not created.
+  const fs::path socket = tmp_.path() / "d.sock";
+  absl::Status status =
+      Start({"unix:" + socket.native(), "127.0.0.1:0"}, ServerOptions())
+          .status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(socket));
+}
+
+TEST_F(ServerTest, TheUnixSocketIsCreatedWithMode0660) {
+  const fs::path socket = tmp_.path() / "run" / "d.sock";
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Start({"unix:" + socket.native()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  ASSERT_EQ(::stat(socket.parent_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+}
+
+TEST_F(ServerTest, RefusesAWorldWritableSocketDirectory) {
+  const fs::path dir = tmp_.path() / "open";
+  fs::create_directory(dir);
+  fs::permissions(dir, fs::perms::all);  // 0777, as /tmp without sticky
+  absl::Status status = Start({"unix:" + (dir / "d.sock").native()}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("world-writable"));
+  EXPECT_FALSE(fs::exists(dir / "d.sock"));
 }
 
 TEST_F(ServerTest, RejectsBadAndDuplicateTargets) {

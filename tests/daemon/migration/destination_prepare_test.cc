@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "daemon/migration/migration_manager.h"
 #include "tests/daemon/migration/destination_test_fixture.h"
 
 namespace vfiomig::testing {
@@ -128,6 +129,14 @@ TEST_F(DestinationPrepareTest, MalformedRequestIsInvalidArgument) {
   empty.set_source_host(kSourceHost);
   EXPECT_EQ(Prepare(empty, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // A deadline of weeks would let a hung destination arc hold the device.
+  SavedStream gpu = Save("gpu0", "m-slow");
+  v1::PrepareRequest slow =
+      PrepareRequestFor("m-slow", {{"gpu0", "dgpu0"}}, {&gpu});
+  slow.set_arc_timeout_ms(kMaxArcTimeoutMs + 1);
+  grpc::Status status = Prepare(slow, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("arc_timeout_ms"));
   ExpectTargetsUntouched();
 }
 

@@ -106,7 +106,8 @@ class SourceStreamTest : public ::testing::Test {
     builder.RegisterService(&peer_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
-    client_ = PeerClient::Connect("127.0.0.1:" + std::to_string(port));
+    client_ = PeerClient::Connect("127.0.0.1:" + std::to_string(port),
+                                  grpc::InsecureChannelCredentials());
   }
   void TearDown() override {
     stream_.reset();
