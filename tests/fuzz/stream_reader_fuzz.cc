@@ -13,14 +13,8 @@
 // With the first control byte's top bit set, the input is instead one
 // buffer for SplitFrames(), whose frames then go to the reader.
 //
-// Not part of the CMake build. To build and run (Debian 12, clang 14):
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -I. -I<build>/api/gen daemon/stream/*.cc daemon/core/fsm.cc \
-//     <build>/api/gen/vfiomig/v1/stream.pb.cc \
-//     tests/daemon/stream/stream_reader_fuzz.cc \
-//     $(pkg-config --libs protobuf libxxhash absl_status absl_statusor \
-//       absl_strings absl_str_format) -o stream_reader_fuzz
-//   ./stream_reader_fuzz -max_total_time=60
+// Built and run by tests/fuzz/README.md's commands; its corpus is
+// tests/fuzz/corpus/stream_reader.
 #include <cstddef>
 #include <cstdint>
 #include <string>
