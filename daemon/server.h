@@ -42,6 +42,13 @@ struct ServerOptions {
   TransportSecurity transport;
   // Group of the unix sockets.
   SocketAccess sockets;
+
+  // Plaintext TCP allowed: for in-process tests on 127.0.0.1.
+  static ServerOptions Plaintext() {
+    ServerOptions options;
+    options.transport = TransportSecurity::Plaintext();
+    return options;
+  }
 };
 
 // Bounds of one gRPC message, both ways. A peer stream message carries a

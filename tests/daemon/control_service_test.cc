@@ -30,6 +30,13 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::vfiomig::testing::TempDir;
 
+// Plaintext TCP to the in-process destination on 127.0.0.1.
+MigrationOptions PlaintextMigrationOptions() {
+  MigrationOptions options;
+  options.transport = TransportSecurity::Plaintext();
+  return options;
+}
+
 constexpr char kSimConfig[] = R"json({
   "devices": [
     {"id": "gpu0", "features": ["stop_copy", "p2p", "pre_copy"],
@@ -380,14 +387,13 @@ class ControlServiceMigrationTest : public ::testing::Test {
     const HostedService peer_services[] = {
         {v1::PeerService::service_full_name(), peer_.get()}};
     const std::string listen[] = {"127.0.0.1:0"};
-    absl::StatusOr<std::unique_ptr<Server>> destination_server = Server::Start(
-        listen, peer_services, {.transport = TransportSecurity::Plaintext()});
+    absl::StatusOr<std::unique_ptr<Server>> destination_server =
+        Server::Start(listen, peer_services, ServerOptions::Plaintext());
     ASSERT_TRUE(destination_server.ok()) << destination_server.status();
     destination_server_ = *std::move(destination_server);
 
     manager_ = std::make_unique<MigrationManager>(
-        source_.get(), &source_leases_,
-        MigrationOptions{.transport = TransportSecurity::Plaintext()});
+        source_.get(), &source_leases_, PlaintextMigrationOptions());
     service_ = std::make_unique<ControlService>(source_.get(), manager_.get());
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());

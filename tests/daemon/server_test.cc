@@ -86,8 +86,7 @@ class ServerTest : public ::testing::Test {
   // server, not about TLS (transport_security_test.cc is).
   absl::StatusOr<std::unique_ptr<Server>> Start(
       const std::vector<std::string>& targets,
-      const ServerOptions& options = {
-          .transport = TransportSecurity::Plaintext()}) {
+      const ServerOptions& options = ServerOptions::Plaintext()) {
     return Server::Start(targets, services_, options);
   }
 

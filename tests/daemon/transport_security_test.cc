@@ -190,8 +190,10 @@ class MutualTlsServerTest : public TransportSecurityTest {
     const HostedService services[] = {
         {v1::ControlService::service_full_name(), control_.get()}};
     const std::string listen[] = {"127.0.0.1:0"};
+    ServerOptions options;
+    options.transport = *security;
     absl::StatusOr<std::unique_ptr<Server>> server =
-        Server::Start(listen, services, {.transport = *security});
+        Server::Start(listen, services, options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     endpoint_ = server_->endpoints().at(0);

@@ -284,6 +284,8 @@ class HostilePeerTest(unittest.TestCase):
                         pass  # the daemon answers with GOAWAY, then closes
                 except (ConnectionResetError, BrokenPipeError):
                     pass
+                except socket.timeout:
+                    self.fail("the daemon kept a junk connection open")
         self.expect_serving()
 
     def test_a_frame_that_is_not_a_frame(self):
@@ -409,8 +411,9 @@ class HostilePeerTest(unittest.TestCase):
             request(policy=99),
             request(arc_timeout_ms=40 * 24 * 3600 * 1000),
         ]
-        for r in invalid:
-            with self.assertRaises(self.grpc.RpcError) as caught:
+        for i, r in enumerate(invalid):
+            with self.assertRaises(self.grpc.RpcError, msg="invalid[%d]" % i) \
+                    as caught:
                 self.peer.Prepare(r, timeout=CALL_TIMEOUT_S)
             self.assertEqual(caught.exception.code(),
                              self.grpc.StatusCode.INVALID_ARGUMENT,

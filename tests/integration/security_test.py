@@ -94,7 +94,7 @@ class Daemon:
                 raise AssertionError("%s exited %d:\n%s" %
                                      (self.name, self.proc.returncode,
                                       self.log()))
-            return "listening on" in self.log() and ctl(
+            return "backend sim manages" in self.log() and ctl(
                 self.target, "--timeout", "1", "devices",
                 "--no-digest").returncode == 0
         wait_until(up, 30, self.name + " to serve", 0.1)
@@ -102,7 +102,8 @@ class Daemon:
 
     def tcp_endpoint(self):
         """The host:port the daemon chose for --listen 127.0.0.1:0."""
-        match = re.search(r"listening on .*?(127\.0\.0\.1:\d+)", self.log())
+        match = re.search(r"vfio-migd \S+ listening on [^;]*?(127\.0\.0\.1:\d+)",
+                          self.log())
         assert match, self.log()
         return match.group(1)
 

@@ -147,8 +147,8 @@ class TwoHostsTest : public ::testing::Test {
       const HostedService services[] = {
           {v1::PeerService::service_full_name(), peer_.get()}};
       const std::string listen[] = {"127.0.0.1:0"};
-      absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(
-          listen, services, {.transport = TransportSecurity::Plaintext()});
+      absl::StatusOr<std::unique_ptr<Server>> server =
+          Server::Start(listen, services, ServerOptions::Plaintext());
       ASSERT_TRUE(server.ok()) << server.status();
       server_ = *std::move(server);
       endpoint_ = server_->endpoints().at(0);
