@@ -64,8 +64,10 @@ std::string Render(sim::SimContent& content, uint64_t* digest) {
       out.append(reinterpret_cast<const char*>(buffer), n);
     }
   };
-  writer.StartHeader(
-      {.total_size = content.size(), .origin_seed = content.origin_seed()});
+  sim::StreamHeader header;
+  header.total_size = content.size();
+  header.origin_seed = content.origin_seed();
+  writer.StartHeader(header);
   drain();
   std::vector<uint64_t> hashes;
   for (uint64_t i = 0; i < content.block_count(); ++i) {
