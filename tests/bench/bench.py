@@ -230,7 +230,9 @@ class Env:
                 "--receiver-cpu", str(self.receiver_cpu)]
 
     def ctl(self, server, *args, check=True, timeout=600):
-        proc = subprocess.run([self.migctl, "--server", server, *args],
+        # The CLI, too, talks plaintext to a TCP daemon only when told so.
+        proc = subprocess.run([self.migctl, "--server", server,
+                               *self.daemon_flags, *args],
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise RuntimeError(f"vfio-migctl {' '.join(args)} failed "
