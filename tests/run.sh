@@ -2,7 +2,8 @@
 # The test command: installs what is missing (Debian 12, as root), builds,
 # runs every test with ctest and the benchmark suite's quick mode, then
 # builds and runs the unit tests again under AddressSanitizer +
-# UndefinedBehaviorSanitizer.
+# UndefinedBehaviorSanitizer, the engine's concurrency tests under
+# ThreadSanitizer, and each fuzz target briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +31,44 @@ ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+
+# Concurrency tests under ThreadSanitizer: only the engine and the sim
+# backend (workers, deadlines, rollback, device threads), which do not use
+# gRPC (Debian's gRPC is not TSan-instrumented). Debian's Abseil is not
+# either; tests/tsan/absl_sync_annotations.cc tells TSan what its mutexes
+# order, and tsan_race_canary proves that races are still caught.
+echo "== engine and sim concurrency tests under ThreadSanitizer =="
+cmake -G Ninja -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DVFIOMIG_SANITIZE=thread >/dev/null
+ninja -C build-tsan engine_test sim_test tsan_race_canary
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan -L tsan --output-on-failure -j "$jobs"
+
+# libFuzzer targets of every parser of outside input (tests/fuzz): built
+# alone with clang, then each runs briefly from its committed corpus. New
+# inputs go to a scratch directory; a crash fails the run and leaves its
+# input in build-fuzz/artifacts.
+fuzz_seconds=${VFIOMIG_FUZZ_SECONDS:-30}
+echo "== fuzz targets, ${fuzz_seconds}s each =="
+cmake -G Ninja -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DVFIOMIG_FUZZ=ON >/dev/null
+ninja -C build-fuzz fuzz_targets
+mkdir -p build-fuzz/artifacts
+for corpus in tests/fuzz/corpus/*/; do
+  name=$(basename "$corpus")
+  scratch=$(mktemp -d)
+  seeds=("$corpus")
+  [[ -d tests/fuzz/regressions/$name ]] && seeds+=("tests/fuzz/regressions/$name")
+  log=build-fuzz/artifacts/$name.log
+  if ! "build-fuzz/tests/fuzz/${name}_fuzz" -max_total_time="$fuzz_seconds" \
+      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="build-fuzz/artifacts/$name-" \
+      "$scratch" "${seeds[@]}" >"$log" 2>&1; then
+    tail -n 60 "$log"
+    echo "fuzz target $name FAILED (input in build-fuzz/artifacts/)"
+    exit 1
+  fi
+  echo "fuzz $name: $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' \
+    "$log" | grep -o '[0-9]*$') runs in ${fuzz_seconds}s, no crash"
+  rm -rf "$scratch"
+done
