@@ -24,6 +24,9 @@ struct BackendOptions {
   std::string sim_config_path;
   // When non-empty, only these device ids are managed.
   std::vector<std::string> device_filter;
+  // The daemon's state directory (--state-dir), for a backend that keeps
+  // state across restarts (sim: persist_state).
+  std::string state_dir;
 };
 
 using BackendFactory =

@@ -1,6 +1,7 @@
 #include "plugins/sim/sim_backend.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -18,7 +19,8 @@ const BackendRegistration kRegistration("sim", &CreateSimBackend);
 
 absl::StatusOr<std::unique_ptr<SimBackend>> SimBackend::Create(
     const SimConfig& config, absl::Span<const std::string> device_filter,
-    std::string_view source_name, const SimClock& clock) {
+    std::string_view source_name, const SimClock& clock,
+    const std::string& state_dir) {
   absl::flat_hash_set<std::string_view> known;
   for (const SimDeviceConfig& d : config.devices) known.insert(d.id);
   for (const std::string& id : device_filter) {
@@ -34,10 +36,39 @@ absl::StatusOr<std::unique_ptr<SimBackend>> SimBackend::Create(
   }
   absl::flat_hash_set<std::string_view> wanted(device_filter.begin(),
                                                device_filter.end());
+  std::filesystem::path dir;
+  if (config.persist_state) {
+    if (state_dir.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          absl::string_view(source_name.data(), source_name.size()),
+          ": persist_state needs the daemon's state directory"));
+    }
+    dir = std::filesystem::path(state_dir) / "sim";
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot create ", dir.string(), ": ", error.message()));
+    }
+  }
   std::vector<std::shared_ptr<SimDevice>> devices;
   for (const SimDeviceConfig& d : config.devices) {
     if (!wanted.empty() && !wanted.contains(d.id)) continue;
-    devices.push_back(SimDevice::Create(d, clock));
+    SimPersistence persistence;
+    if (config.persist_state) {
+      persistence.file =
+          std::make_shared<SimStateFile>(dir / absl::StrCat(d.id, ".json"));
+      absl::StatusOr<std::optional<SimSavedState>> saved =
+          persistence.file->Load(d.state_bytes);
+      if (!saved.ok()) return saved.status();
+      persistence.restored = *std::move(saved);
+      if (persistence.restored.has_value()) {
+        spdlog::info("sim {}: restored state {} from {}", d.id,
+                     DeviceStateName(persistence.restored->state),
+                     persistence.file->path().string());
+      }
+    }
+    devices.push_back(SimDevice::Create(d, clock, std::move(persistence)));
   }
   return std::unique_ptr<SimBackend>(new SimBackend(std::move(devices)));
 }
@@ -55,7 +86,8 @@ absl::StatusOr<std::unique_ptr<DeviceBackend>> CreateSimBackend(
   absl::StatusOr<SimConfig> config = LoadSimConfig(options.sim_config_path);
   if (!config.ok()) return config.status();
   absl::StatusOr<std::unique_ptr<SimBackend>> backend = SimBackend::Create(
-      *config, options.device_filter, options.sim_config_path);
+      *config, options.device_filter, options.sim_config_path, SimClock::Real(),
+      options.state_dir);
   if (!backend.ok()) return backend.status();
   spdlog::info("sim backend: {} devices from {}",
                (*backend)->sim_devices().size(), options.sim_config_path);

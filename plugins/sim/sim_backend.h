@@ -24,10 +24,13 @@ namespace vfiomig::sim {
 
 class SimBackend final : public DeviceBackend {
  public:
-  // `source_name` names the config in errors (usually its path).
+  // `source_name` names the config in errors (usually its path). With
+  // config.persist_state, devices keep their state in `state_dir`/sim
+  // (required then) and restore it from there.
   static absl::StatusOr<std::unique_ptr<SimBackend>> Create(
       const SimConfig& config, absl::Span<const std::string> device_filter,
-      std::string_view source_name, const SimClock& clock = SimClock::Real());
+      std::string_view source_name, const SimClock& clock = SimClock::Real(),
+      const std::string& state_dir = "");
 
   std::string_view name() const override { return "sim"; }
   std::vector<std::shared_ptr<Device>> Devices() override;

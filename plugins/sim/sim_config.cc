@@ -43,6 +43,7 @@ constexpr absl::string_view kDeviceKeys[] = {"id",
                                              "arc_latency_ms",
                                              "drain_ms",
                                              "fail_arcs",
+                                             "slow_arcs",
                                              "seed",
                                              "description"};
 
@@ -362,6 +363,24 @@ absl::StatusOr<SimDeviceConfig> ParseDevice(const Json& j,
     }
   }
 
+  if (j.contains("slow_arcs")) {
+    const Json& arcs = j["slow_arcs"];
+    if (!arcs.is_object()) {
+      return e.At(key("slow_arcs"),
+                  "must be an object of \"FROM>TO\": milliseconds");
+    }
+    for (const auto& [name, value] : arcs.items()) {
+      std::string at_i = absl::StrCat(key("slow_arcs"), ".", name);
+      absl::StatusOr<FailArc> arc =
+          ParseFailArc(Json(name), at_i, d.features, e);
+      if (!arc.ok()) return arc.status();
+      if (arc->to_error) return e.At(at_i, "takes no ':error' suffix");
+      absl::StatusOr<absl::Duration> ms = ParseMillis(value, at_i, e);
+      if (!ms.ok()) return ms.status();
+      d.slow_arcs.push_back(SlowArc{arc->from, arc->to, *ms});
+    }
+  }
+
   d.seed = DefaultSeed(d.id);
   if (j.contains("seed")) {
     std::optional<uint64_t> seed = AsUnsigned(j["seed"]);
@@ -389,12 +408,20 @@ absl::StatusOr<SimConfig> ParseDocument(const Json& root, const Errors& e) {
     return e.Whole("must be a JSON object with a \"devices\" list");
   }
   for (const auto& [key, value] : root.items()) {
-    if (key != "devices") return e.At(key, "unknown key (known: devices)");
+    if (key != "devices" && key != "persist_state") {
+      return e.At(key, "unknown key (known: devices, persist_state)");
+    }
   }
   if (!root.contains("devices")) return e.At("devices", "missing (required)");
   const Json& devices = root["devices"];
   if (!devices.is_array()) return e.At("devices", "must be a list");
   SimConfig config;
+  if (root.contains("persist_state")) {
+    if (!root["persist_state"].is_boolean()) {
+      return e.At("persist_state", "must be true or false");
+    }
+    config.persist_state = root["persist_state"].get<bool>();
+  }
   std::map<std::string, size_t, std::less<>> seen;
   for (size_t i = 0; i < devices.size(); ++i) {
     std::string at = absl::StrCat("devices[", i, "]");

@@ -38,6 +38,14 @@ struct FailArc {
   friend bool operator==(const FailArc&, const FailArc&) = default;
 };
 
+// An arc that takes longer than the others (a drain that hangs in one
+// wave only, say), on top of arc_latency and drain.
+struct SlowArc {
+  DeviceState from = DeviceState::RUNNING;
+  DeviceState to = DeviceState::RUNNING;
+  absl::Duration extra = absl::ZeroDuration();
+};
+
 struct SimDeviceConfig {
   std::string id;
   MigrationFeatures features;
@@ -52,6 +60,7 @@ struct SimDeviceConfig {
   // Extra time on arcs into RUNNING_P2P, PRE_COPY_P2P and STOP.
   absl::Duration drain = absl::ZeroDuration();
   std::vector<FailArc> fail_arcs;
+  std::vector<SlowArc> slow_arcs;
   // Origin of the device's content.
   uint64_t seed = 0;
   // Empty: the device makes up one from its size and features.
@@ -60,6 +69,9 @@ struct SimDeviceConfig {
 
 struct SimConfig {
   std::vector<SimDeviceConfig> devices;  // in file order
+  // Devices keep their FSM state and content across daemon restarts, in
+  // the daemon's state directory (sim_state_file.h).
+  bool persist_state = false;
 };
 
 // `source_name` (usually the path) prefixes every error message.

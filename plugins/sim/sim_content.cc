@@ -29,6 +29,10 @@ void SimContent::Set(uint64_t index, uint64_t version, uint64_t hash) {
   blocks_[index] = Block{version, hash, true};
 }
 
+void SimContent::SetVersion(uint64_t index, uint64_t version) {
+  blocks_[index] = Block{version, 0, false};
+}
+
 void SimContent::CacheHash(uint64_t index, uint64_t version, uint64_t hash) {
   Block& b = blocks_[index];
   if (b.version != version) return;

@@ -45,6 +45,8 @@ class SimContent {
   void Bump(uint64_t index);
   // Sets a block's version and the hash of its bytes (a resumed block).
   void Set(uint64_t index, uint64_t version, uint64_t hash);
+  // Sets a block's version, hash unknown (content restored from a file).
+  void SetVersion(uint64_t index, uint64_t version);
   // Remembers `hash` for the block if it is still at `version`; a hash
   // computed outside the device lock may be stale by the time it lands.
   void CacheHash(uint64_t index, uint64_t version, uint64_t hash);

@@ -146,18 +146,47 @@ SimClock SimClock::Real() {
 }
 
 std::shared_ptr<SimDevice> SimDevice::Create(SimDeviceConfig config,
-                                             SimClock clock) {
-  return std::shared_ptr<SimDevice>(
-      new SimDevice(std::move(config), std::move(clock)));
+                                             SimClock clock,
+                                             SimPersistence persistence) {
+  return std::shared_ptr<SimDevice>(new SimDevice(
+      std::move(config), std::move(clock), std::move(persistence)));
 }
 
-SimDevice::SimDevice(SimDeviceConfig config, SimClock clock)
+SimDevice::SimDevice(SimDeviceConfig config, SimClock clock,
+                     SimPersistence persistence)
     : config_(std::move(config)),
       clock_(std::move(clock)),
       info_(MakeInfo(config_)),
+      state_file_(std::move(persistence.file)),
       content_(config_.seed, config_.state_bytes),
       last_advance_(clock_.now()),
-      rng_(config_.seed) {}
+      rng_(config_.seed) {
+  if (persistence.restored.has_value()) {
+    const SimSavedState& saved = *persistence.restored;
+    absl::MutexLock lock(&mu_);
+    state_ = saved.state;
+    content_ = SimContent(saved.origin_seed, saved.size);
+    for (const auto& [index, version] : saved.versions) {
+      content_.SetVersion(index, version);
+    }
+  }
+}
+
+void SimDevice::PersistLocked() {
+  if (state_file_ == nullptr) return;
+  SimSavedState saved;
+  saved.state = state_;
+  saved.size = content_.size();
+  saved.origin_seed = content_.origin_seed();
+  for (uint64_t i = 0; i < content_.block_count(); ++i) {
+    if (content_.version(i) != 0)
+      saved.versions.emplace_back(i, content_.version(i));
+  }
+  if (absl::Status s = state_file_->Save(saved); !s.ok()) {
+    spdlog::error("sim {}: cannot save the device state: {}", config_.id,
+                  std::string(s.message()));
+  }
+}
 
 SimDevice::~SimDevice() = default;
 
@@ -236,6 +265,9 @@ absl::StatusOr<std::unique_ptr<DataSession>> SimDevice::SetState(
   // (and its sessions readable) while a drain hangs.
   absl::Duration wait = config_.arc_latency;
   if (IsDrainArc(from, next)) wait += config_.drain;
+  for (const SlowArc& slow : config_.slow_arcs) {
+    if (slow.from == from && slow.to == next) wait += slow.extra;
+  }
   if (wait > absl::ZeroDuration()) clock_.sleep(wait);
 
   absl::MutexLock lock(&mu_);
@@ -252,6 +284,7 @@ absl::StatusOr<std::unique_ptr<DataSession>> SimDevice::FinishArcLocked(
       state_ = S::ERROR;
       save_.reset();
       resume_.reset();
+      PersistLocked();
     }
     spdlog::warn("sim {}: injected failure of {}; device now {}", config_.id,
                  arc, DeviceStateName(state_));
@@ -277,6 +310,7 @@ absl::StatusOr<std::unique_ptr<DataSession>> SimDevice::FinishArcLocked(
   state_ = next;
   if (!IsSaveState(next)) save_.reset();
   if (next != S::RESUMING) resume_.reset();
+  PersistLocked();
 
   switch (ArcOpensDataSession(from, next)) {
     case SessionKind::kSave: {
@@ -307,7 +341,11 @@ absl::Status SimDevice::Reset() {
   }
   state_ = S::RUNNING;
   save_.reset();
-  resume_.reset();  // a partial resume never touched content_
+  resume_.reset();
+  // Power-on content: a reset loses whatever state the device held.
+  content_ = SimContent(config_.seed, config_.state_bytes);
+  ++content_generation_;
+  PersistLocked();
   return absl::OkStatus();
 }
 

@@ -19,6 +19,12 @@
 //    received content replaces the device's.
 //  - fail_arcs make chosen arcs fail, leaving the device in the arc's source
 //    state or (":error") in ERROR.
+//  - Reset() (VFIO_DEVICE_RESET) returns the device to RUNNING with its
+//    power-on content (seed and state_bytes of its config): whatever state
+//    it held, its own or received, is gone, as on hardware.
+//  - With a state file (sim_state_file.h) the FSM state and content are
+//    written after every arc and reset and restored on creation, the way a
+//    device whose fd a VMM holds outlives the daemon; sessions are not.
 //
 // Thread-safe: every method, and every method of the sessions it returns,
 // may be called from any thread. A session keeps its device alive and fails
@@ -40,6 +46,7 @@
 #include "plugins/backend.h"
 #include "plugins/sim/sim_config.h"
 #include "plugins/sim/sim_content.h"
+#include "plugins/sim/sim_state_file.h"
 
 namespace vfiomig::sim {
 
@@ -52,12 +59,21 @@ struct SimClock {
   static SimClock Real();
 };
 
+// Where a device keeps its state across daemon restarts, and what it
+// restores at creation.
+struct SimPersistence {
+  std::shared_ptr<const SimStateFile> file;
+  // Validated against the config (SimStateFile::Load's max_size).
+  std::optional<SimSavedState> restored;
+};
+
 class SimDevice final : public Device,
                         public std::enable_shared_from_this<SimDevice> {
  public:
   // `config` must be valid as ParseSimConfig would accept it.
   static std::shared_ptr<SimDevice> Create(SimDeviceConfig config,
-                                           SimClock clock = SimClock::Real());
+                                           SimClock clock = SimClock::Real(),
+                                           SimPersistence persistence = {});
   ~SimDevice() override;
 
   const DeviceInfo& info() const override { return info_; }
@@ -80,7 +96,11 @@ class SimDevice final : public Device,
   struct SaveSession;
   struct ResumeSession;
 
-  SimDevice(SimDeviceConfig config, SimClock clock);
+  SimDevice(SimDeviceConfig config, SimClock clock, SimPersistence persistence);
+
+  // Writes the state file, if any. Logged on failure: the device itself is
+  // fine, only its stand-in for surviving the daemon is behind.
+  void PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The data session methods, for the handles; `session` tells a current
   // session from one that has ended.
@@ -105,6 +125,7 @@ class SimDevice final : public Device,
   const SimDeviceConfig config_;
   const SimClock clock_;
   const DeviceInfo info_;
+  const std::shared_ptr<const SimStateFile> state_file_;
 
   // Serialises arcs and resets; held across an arc's wait. Taken before
   // mu_, never while holding it.

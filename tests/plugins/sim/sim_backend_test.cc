@@ -36,8 +36,9 @@ class SimBackendTest : public ::testing::Test {
 
 TEST_F(SimBackendTest, RegisteredAsSimAndKeepsConfigOrder) {
   absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
-      BackendRegistry::Create(
-          "sim", BackendOptions{.sim_config_path = path_, .device_filter = {}});
+      BackendRegistry::Create("sim", BackendOptions{.sim_config_path = path_,
+                                                    .device_filter = {},
+                                                    .state_dir = ""});
   ASSERT_TRUE(backend.ok()) << backend.status();
   EXPECT_EQ((*backend)->name(), "sim");
   EXPECT_EQ(Ids(**backend), (std::vector<std::string>{"gpu1", "gpu0", "nic0"}));
@@ -51,18 +52,20 @@ TEST_F(SimBackendTest, RegisteredAsSimAndKeepsConfigOrder) {
 
 TEST_F(SimBackendTest, FilterKeepsConfigOrder) {
   absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
-      BackendRegistry::Create(
-          "sim", BackendOptions{.sim_config_path = path_,
-                                .device_filter = {"nic0", "gpu1"}});
+      BackendRegistry::Create("sim",
+                              BackendOptions{.sim_config_path = path_,
+                                             .device_filter = {"nic0", "gpu1"},
+                                             .state_dir = ""});
   ASSERT_TRUE(backend.ok()) << backend.status();
   EXPECT_EQ(Ids(**backend), (std::vector<std::string>{"gpu1", "nic0"}));
 }
 
 TEST_F(SimBackendTest, UnknownFilterIdIsNamed) {
   absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
-      BackendRegistry::Create(
-          "sim", BackendOptions{.sim_config_path = path_,
-                                .device_filter = {"gpu0", "gpu9"}});
+      BackendRegistry::Create("sim",
+                              BackendOptions{.sim_config_path = path_,
+                                             .device_filter = {"gpu0", "gpu9"},
+                                             .state_dir = ""});
   ASSERT_FALSE(backend.ok());
   EXPECT_EQ(backend.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Msg(backend.status()),
@@ -84,8 +87,9 @@ TEST_F(SimBackendTest, BadConfigIsRefusedWithItsPath) {
     out << R"({"devices": [{"id": "a", "features": ["warp"]}]})";
   }
   absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
-      BackendRegistry::Create(
-          "sim", BackendOptions{.sim_config_path = path_, .device_filter = {}});
+      BackendRegistry::Create("sim", BackendOptions{.sim_config_path = path_,
+                                                    .device_filter = {},
+                                                    .state_dir = ""});
   ASSERT_FALSE(backend.ok());
   EXPECT_EQ(Msg(backend.status()).rfind(path_ + ": devices[0].features[0]", 0),
             0u)

@@ -67,6 +67,22 @@ TEST(SimConfigTest, PrecopyBytesDefaultsToStateBytesWithPreCopy) {
   EXPECT_EQ(config->devices[0].precopy_bytes, 5000u);
 }
 
+TEST(SimConfigTest, SlowArcsAndPersistState) {
+  absl::StatusOr<SimConfig> config =
+      ParseSimConfig(R"({"persist_state": true, "devices": [{"id": "gpu0", )"
+                     R"("features": ["stop_copy", "p2p"], "slow_arcs": )"
+                     R"({"RUNNING_P2P>STOP": 1500, "stop>running_p2p": 7}}]})",
+                     "sim.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->persist_state);
+  const std::vector<SlowArc>& slow = config->devices[0].slow_arcs;
+  ASSERT_EQ(slow.size(), 2u);
+  EXPECT_EQ(ArcName(slow[0].from, slow[0].to), "RUNNING_P2P>STOP");
+  EXPECT_EQ(slow[0].extra, absl::Milliseconds(1500));
+  EXPECT_EQ(ArcName(slow[1].from, slow[1].to), "STOP>RUNNING_P2P");
+  EXPECT_FALSE(ParseSimConfig(R"({"devices": []})", "sim.json")->persist_state);
+}
+
 TEST(SimConfigTest, EmptyDeviceListIsValid) {
   absl::StatusOr<SimConfig> config =
       ParseSimConfig(R"({"devices": []})", "sim.json");
@@ -155,6 +171,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "devices[0].precopy_bytes: needs the pre_copy feature"},
         BadCase{"NegativeDirtyRate", OneDevice(R"(, "dirty_bytes_per_s": -1)"),
                 "devices[0].dirty_bytes_per_s: must be a non-negative"},
+        BadCase{"PersistStateNotBool",
+                R"({"devices": [], "persist_state": "yes"})",
+                "sim.json: persist_state: must be true or false"},
+        BadCase{"SlowArcsNotObject",
+                OneDevice(R"(, "slow_arcs": ["RUNNING>STOP"])"),
+                "devices[0].slow_arcs: must be an object"},
+        BadCase{"SlowArcWithErrorSuffix",
+                OneDevice(R"(, "slow_arcs": {"RUNNING>RUNNING_P2P:error": 5})"),
+                "devices[0].slow_arcs.RUNNING>RUNNING_P2P:error: takes no"},
+        BadCase{"SlowArcNotAnArc",
+                OneDevice(R"(, "slow_arcs": {"RUNNING>STOP_COPY": 5})"),
+                "devices[0].slow_arcs.RUNNING>STOP_COPY: RUNNING>STOP_COPY "
+                "is not a single kernel arc"},
+        BadCase{"SlowArcNegative",
+                OneDevice(R"(, "slow_arcs": {"RUNNING>RUNNING_P2P": -5})"),
+                "devices[0].slow_arcs.RUNNING>RUNNING_P2P: must be"},
         BadCase{"FailArcsNotList",
                 OneDevice(R"(, "fail_arcs": "RUNNING>STOP")"),
                 "devices[0].fail_arcs: must be a list"},
@@ -189,8 +221,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "devices[0].description: must be one line"},
         BadCase{"UnknownDeviceKey", OneDevice(R"(, "drian_ms": 5)"),
                 "sim.json: devices[0].drian_ms: unknown key (known: id,"},
-        BadCase{"UnknownTopLevelKey", R"({"devices": [], "device": []})",
-                "sim.json: device: unknown key (known: devices)"},
+        BadCase{
+            "UnknownTopLevelKey", R"({"devices": [], "device": []})",
+            "sim.json: device: unknown key (known: devices, persist_state)"},
         BadCase{"MissingDevices", R"({})",
                 "sim.json: devices: missing (required)"},
         BadCase{"DevicesNotList", R"({"devices": {}})",
