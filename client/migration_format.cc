@@ -176,6 +176,9 @@ Json MigrationToJson(const v1::Migration& migration, const PeerStates* peer) {
                                             migration.warnings().end())},
       {"started_unix_ms", migration.started_unix_ms()},
       {"finished_unix_ms", migration.finished_unix_ms()},
+      {"handed_over", migration.handed_over()},
+      {"running_side", migration.running_side()},
+      {"recovered", migration.recovered()},
       {"duration_ms", DurationMs(migration)},
   };
   if (peer != nullptr && !peer->known && !peer->unknown_reason.empty()) {
@@ -286,6 +289,20 @@ void RenderMigrationSummary(const v1::Migration& migration,
   }
 }
 
+std::string RunsOn(const v1::Migration& migration) {
+  std::string side = migration.running_side();
+  if (side.empty()) {
+    // Past the commit point the group belongs to the destination. A
+    // finished migration without a side ran nowhere (its error says why)
+    // or was recorded by an older daemon: "-" either way.
+    side = migration.handed_over() && !IsFinal(migration)
+               ? "destination (committing)"
+               : "-";
+  }
+  if (migration.recovered()) absl::StrAppend(&side, ", recovered");
+  return side;
+}
+
 void RenderMigrationTable(const v1::ListMigrationsResponse& response,
                           std::ostream& out) {
   if (response.migrations().empty()) {
@@ -293,7 +310,7 @@ void RenderMigrationTable(const v1::ListMigrationsResponse& response,
     return;
   }
   Table table({"ID", "ROLE", "OUTCOME", "PHASE", "DEVICES", "BYTES", "DOWNTIME",
-               "STARTED"});
+               "STARTED", "RUNS ON"});
   for (const v1::Migration& migration : response.migrations()) {
     std::vector<std::string> devices;
     for (const v1::MigrationDevice& device : migration.devices()) {
@@ -321,6 +338,7 @@ void RenderMigrationTable(const v1::ListMigrationsResponse& response,
         HumanBytes(migration.bytes_sent()),
         measured ? HumanMillis(migration.downtime_ms()) : "-",
         LocalTime(migration.started_unix_ms()),
+        RunsOn(migration),
     });
   }
   table.Render(out);

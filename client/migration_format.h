@@ -66,6 +66,11 @@ void RenderMigrationSummary(const v1::Migration& migration,
 std::string FailureLine(const v1::Migration& migration);
 
 // ID, ROLE, OUTCOME, PHASE, DEVICES, BYTES, DOWNTIME, STARTED.
+// Where the group runs, for the table: "source", "destination",
+// "destination (committing)" after the commit point, "-" before it or when
+// unknown; ", recovered" when crash recovery finished it.
+std::string RunsOn(const v1::Migration& migration);
+
 void RenderMigrationTable(const v1::ListMigrationsResponse& response,
                           std::ostream& out);
 

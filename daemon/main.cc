@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "daemon/control_service.h"
+#include "daemon/crash_point.h"
 #include "daemon/domains/domain_admission.h"
 #include "daemon/handoff/handoff_server.h"
 #include "daemon/handoff/protocol.h"
@@ -27,6 +28,8 @@
 #include "daemon/peer_service.h"
 #include "daemon/server.h"
 #include "daemon/socket_permissions.h"
+#include "daemon/store/journal.h"
+#include "daemon/store/state_dir.h"
 #include "daemon/transport_security.h"
 #include "plugins/registry.h"
 #include "spdlog/spdlog.h"
@@ -51,6 +54,7 @@ struct Flags {
   std::string sim_config;
   std::vector<std::string> devices;
   std::string log_level = "info";
+  std::string state_dir = StateDir::kDefaultPath;
   // Migrations.
   uint32_t drain_timeout_ms = 5000;
   uint32_t arc_timeout_ms = 10000;
@@ -97,6 +101,11 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "replaced by '-handoff.sock'; 'none' disables it");
   app.add_option("--log-level", flags.log_level, "Log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--state-dir", flags.state_dir,
+                 "Directory of the daemon's durable state: the migration "
+                 "journal (crash recovery, history). Created 0700 if "
+                 "missing; one daemon per directory")
       ->capture_default_str();
 
   app.add_option("--drain-timeout-ms", flags.drain_timeout_ms,
@@ -187,6 +196,53 @@ absl::Status CheckFlags(const Flags& flags) {
   return absl::OkStatus();
 }
 
+// Finished migrations of earlier runs, for ListMigrations and
+// GetMigration; then crash recovery of the unfinished ones.
+absl::Status LoadJournal(Journal& journal, const MigrationOptions& source,
+                         const DestinationOptions& destination,
+                         MigrationManager& migrations,
+                         DestinationRegistry& incoming) {
+  absl::StatusOr<std::vector<JournalEntry>> outgoing =
+      journal.History(JournalRole::kSource, source.history_limit);
+  if (!outgoing.ok()) return outgoing.status();
+  absl::StatusOr<std::vector<JournalEntry>> received =
+      journal.History(JournalRole::kDestination, destination.history_limit);
+  if (!received.ok()) return received.status();
+  std::vector<v1::Migration> records;
+  for (JournalEntry& e : *outgoing) records.push_back(std::move(e.record));
+  migrations.LoadHistory(std::move(records));
+  records.clear();
+  for (JournalEntry& e : *received) records.push_back(std::move(e.record));
+  incoming.LoadHistory(std::move(records));
+  // Crash recovery (daemon/migration/PROTOCOL.md): migrations this daemon
+  // was in the middle of when it died. They continue on their own threads;
+  // the destination side's are in place before the peer API serves, so a
+  // source's Commit or Abort finds them.
+  absl::StatusOr<std::vector<JournalEntry>> unfinished = journal.Unfinished();
+  if (!unfinished.ok()) return unfinished.status();
+  for (const JournalEntry& e : *unfinished) {
+    spdlog::warn(
+        "recovering {} migration {}: interrupted at stage {}, phase {}",
+        JournalRoleName(e.role), e.record.id(), JournalStageName(e.stage),
+        v1::MigrationPhase_Name(e.record.phase()));
+    const absl::Status status = e.role == JournalRole::kSource
+                                    ? migrations.Recover(e)
+                                    : incoming.Recover(e);
+    if (!status.ok()) {
+      spdlog::error("{}; its journal entry is kept for a later start",
+                    std::string(status.message()));
+    }
+  }
+  absl::StatusOr<std::vector<JournalEntry>> pending = journal.PendingVerdicts();
+  if (!pending.ok()) return pending.status();
+  for (const JournalEntry& e : *pending) {
+    if (e.role == JournalRole::kSource && e.pending == PeerVerdict::kAbort) {
+      migrations.ResendAbort(e);
+    }
+  }
+  return absl::OkStatus();
+}
+
 int Run(const Flags& flags, const sigset_t& stop_signals) {
   if (absl::Status status = CheckFlags(flags); !status.ok()) {
     spdlog::error("{}", std::string(status.message()));
@@ -218,9 +274,29 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       return 1;
     }
   }
+  absl::StatusOr<std::unique_ptr<StateDir>> state_dir =
+      StateDir::Open(flags.state_dir);
+  if (!state_dir.ok()) {
+    spdlog::error("{}", std::string(state_dir.status().message()));
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<Journal>> journal =
+      Journal::Open((*state_dir)->path());
+  if (!journal.ok()) {
+    spdlog::error("cannot open the journal: {}",
+                  std::string(journal.status().message()));
+    return 1;
+  }
+  spdlog::info("journal {}", (*journal)->path());
+  if (std::optional<std::string> point = ArmedCrashPoint()) {
+    spdlog::warn("{}={}: this daemon kills itself there (fault injection)",
+                 kCrashAtEnv, *point);
+  }
+
   BackendOptions options;
   options.sim_config_path = flags.sim_config;
   options.device_filter = flags.devices;
+  options.state_dir = (*state_dir)->path().string();
   absl::StatusOr<std::unique_ptr<DeviceBackend>> backend =
       BackendRegistry::Create(flags.backend, options);
   if (!backend.ok()) {
@@ -267,6 +343,7 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     return domains == nullptr ? std::nullopt
                               : domains->ConflictFor(device, domain);
   };
+  destination_options.journal = journal->get();
   PeerService peer(inventory->get(), &leases, destination_options);
   domains = std::make_unique<DomainAdmission>(
       inventory->get(), &leases, [&peer] { return peer.ListMigrations(); });
@@ -279,7 +356,15 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       absl::Milliseconds(flags.switchover_timeout_ms);
   migration_options.peer_timeout = absl::Milliseconds(flags.peer_timeout_ms);
   migration_options.transport = *transport;
+  migration_options.journal = journal->get();
   MigrationManager migrations(inventory->get(), &leases, migration_options);
+  if (absl::Status status =
+          LoadJournal(**journal, migration_options, destination_options,
+                      migrations, peer.registry());
+      !status.ok()) {
+    spdlog::error("cannot read the journal: {}", std::string(status.message()));
+    return 1;
+  }
   migrations.SetIncoming(IncomingMigrations{
       .list = [&peer] { return peer.ListMigrations(); },
       .get = [&peer](const std::string& id) { return peer.GetMigration(id); },

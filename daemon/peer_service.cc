@@ -115,6 +115,20 @@ grpc::Status PeerService::StreamState(
   return grpc::Status::OK;
 }
 
+grpc::Status PeerService::Load(grpc::ServerContext* context,
+                               const v1::LoadRequest* request,
+                               v1::LoadResponse* response) {
+  CallScope scope(calls_in_flight_);
+  if (absl::Status s = ValidateMigrationId(request->migration_id()); !s.ok()) {
+    return Reject("Load", context, s);
+  }
+  absl::StatusOr<v1::LoadResponse> result =
+      registry_.Load(request->migration_id());
+  if (!result.ok()) return Reject("Load", context, result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
 grpc::Status PeerService::Commit(grpc::ServerContext* context,
                                  const v1::CommitRequest* request,
                                  v1::CommitResponse* response) {

@@ -17,8 +17,11 @@
 //    stream the migration does not expect, CANCELLED when the source went
 //    away. Every failure after the stream was accepted aborts the whole
 //    migration before the call returns.
-//  - Commit: OK only when every device is RUNNING; otherwise the error, the
-//    migration rolled back.
+//  - Load: OK when every device loaded its state (STOP) and the load is
+//    recorded; otherwise the error, the migration rolled back.
+//  - Commit: OK with every device's final state once the commit is
+//    recorded and the resume ran (idempotent); FAILED_PRECONDITION /
+//    NOT_FOUND when the migration holds no state to commit.
 //  - Abort: always OK (unknown ids included).
 //
 // `inventory` and `leases` must outlive the service. Destroy it only after
@@ -54,6 +57,9 @@ class PeerService final : public v1::PeerService::Service {
   grpc::Status StreamState(grpc::ServerContext* context,
                            grpc::ServerReader<v1::StateFrame>* reader,
                            v1::StreamSummary* response) override;
+  grpc::Status Load(grpc::ServerContext* context,
+                    const v1::LoadRequest* request,
+                    v1::LoadResponse* response) override;
   grpc::Status Commit(grpc::ServerContext* context,
                       const v1::CommitRequest* request,
                       v1::CommitResponse* response) override;

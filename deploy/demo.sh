@@ -35,7 +35,7 @@ show_logs() {
 # socket; the source dials it there.
 start_daemon() {  # side config socket
   build/daemon/vfio-migd --listen "$3" --backend sim --sim-config "$2" \
-    --log-level info 2>"$run/$1.log" &
+    --state-dir "$run/$1-state" --log-level info 2>"$run/$1.log" &
   pids+=($!)
 }
 start_daemon source deploy/sim/source.json "$src"

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "daemon/crash_point.h"
 #include "daemon/proto_convert.h"
 #include "spdlog/spdlog.h"
 
@@ -43,8 +44,11 @@ DestinationMigration::DestinationMigration(DestinationSettings settings,
     : settings_(std::move(settings)),
       waves_(std::move(waves)),
       on_finished_(std::move(on_finished)),
-      started_unix_ms_(absl::ToUnixMillis(absl::Now())),
+      started_unix_ms_(settings_.started_unix_ms != 0
+                           ? settings_.started_unix_ms
+                           : absl::ToUnixMillis(absl::Now())),
       lease_(std::move(lease)),
+      stage_(settings_.recovering ? Stage::kRecovering : Stage::kPreparing),
       last_activity_(absl::Now()) {
   executor_ = std::make_unique<TransitionExecutor>(
       DeviceMap(targets), settings_.deadlines, settings_.policy,
@@ -53,6 +57,13 @@ DestinationMigration::DestinationMigration(DestinationSettings settings,
     DeviceRecord& record = devices_.emplace_back();
     record.target = std::move(target);
   }
+  journal_ = std::make_unique<MigrationJournal>(
+      settings_.journal, JournalEntry{.role = JournalRole::kDestination,
+                                      .stage = JournalStage::kStarted,
+                                      .record = ToProto(),
+                                      .pending = PeerVerdict::kNone,
+                                      .switchover = "",
+                                      .workload_paused = false});
 }
 
 DestinationMigration::~DestinationMigration() = default;
@@ -64,9 +75,16 @@ absl::Status DestinationMigration::Prepare() {
     spdlog::info("destination {}: preparing {} devices for {}", settings_.id,
                  devices_.size(), settings_.source_host);
   }
-  absl::Status status =
-      RunWaves({WavePhase::kPrepareQuiesce, WavePhase::kPrepareStop,
-                WavePhase::kResuming});
+  // Recorded before any device is touched: a restart finds the migration
+  // and releases its devices.
+  absl::Status status = journal_->SetStage(JournalStage::kStarted);
+  if (!status.ok()) {
+    status = absl::UnavailableError(absl::StrCat(
+        "cannot record the migration in the journal: ", status.message()));
+  } else {
+    status = RunWaves({WavePhase::kPrepareQuiesce, WavePhase::kPrepareStop,
+                       WavePhase::kResuming});
+  }
   if (status.ok()) {
     absl::MutexLock lock(&mu_);
     for (const DeviceRecord& d : devices_) {
@@ -102,7 +120,7 @@ absl::Status DestinationMigration::RunWaves(
     }
     {
       absl::MutexLock lock(&mu_);
-      if (abort_requested_) {
+      if (abort_requested_ && !committed_) {
         return absl::AbortedError(absl::StrCat("aborted before wave ",
                                                PhaseName(wave.phase), ": ",
                                                abort_reason_));
@@ -127,6 +145,8 @@ absl::Status DestinationMigration::RunWaves(
                     PhaseName(wave.phase), Msg(result.status));
       return result.status;
     }
+    journal_->Snapshot(ToProtoLocked());
+    CrashPoint(absl::StrCat("destination:wave:", PhaseName(wave.phase)));
   }
   return absl::OkStatus();
 }
@@ -191,10 +211,17 @@ absl::Status DestinationMigration::CheckReceiving(size_t) const {
 void DestinationMigration::OnStreamProgress(size_t device,
                                             const stream::StreamTotals& totals,
                                             uint64_t frames) {
-  absl::MutexLock lock(&mu_);
-  devices_[device].received = totals;
-  devices_[device].frames = frames;
-  last_activity_ = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    devices_[device].received = totals;
+    devices_[device].frames = frames;
+    last_activity_ = absl::Now();
+  }
+  if (totals.stop_copy_bytes > 0) {
+    CrashPoint("destination:frame:stop-copy");
+  } else if (totals.pre_copy_bytes > 0) {
+    CrashPoint("destination:frame:pre-copy");
+  }
 }
 
 void DestinationMigration::OnStreamEnded(size_t device,
@@ -250,14 +277,24 @@ void DestinationMigration::OnStreamClosed(size_t device) {
   }
 }
 
-absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
+absl::StatusOr<v1::LoadResponse> DestinationMigration::Load() {
+  AwaitRecovered();
   absl::MutexLock op(&op_mu_);
+  if (absl::Status s = LoadLocked(); !s.ok()) return s;
+  v1::LoadResponse response;
+  absl::MutexLock lock(&mu_);
+  StatusesTo(response.mutable_devices());
+  return response;
+}
+
+absl::Status DestinationMigration::LoadLocked() {
   std::vector<std::string> pending;
   {
     absl::MutexLock lock(&mu_);
+    if (stage_ == Stage::kLoaded) return absl::OkStatus();
     if (stage_ != Stage::kReceiving || abort_requested_) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "migration ", settings_.id, " cannot commit: it is ",
+          "migration ", settings_.id, " cannot load: it is ",
           v1::MigrationPhase_Name(PhaseLocked()),
           stage_ == Stage::kDone
               ? absl::StrCat(", ", v1::MigrationOutcome_Name(outcome_))
@@ -271,22 +308,122 @@ absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
           d.stream == StreamState::kNone ? "no stream" : "stream not ended",
           ", ", d.frames, " frames)"));
     }
-    stage_ = Stage::kCommitting;
+    stage_ = Stage::kLoading;
+    load_started_ = true;
   }
-  spdlog::info("destination {}: commit", settings_.id);
+  spdlog::info("destination {}: load", settings_.id);
   absl::Status status;
   if (!pending.empty()) {
     status = absl::FailedPreconditionError(absl::StrCat(
-        "commit before every stream ended: ", absl::StrJoin(pending, ", ")));
+        "load before every stream ended: ", absl::StrJoin(pending, ", ")));
   } else {
     {
       absl::MutexLock lock(&mu_);
       for (DeviceRecord& d : devices_) d.session.reset();
     }
-    status = RunWaves(
-        {WavePhase::kResumeStop, WavePhase::kP2pRestore, WavePhase::kRunning});
+    status = RunWaves({WavePhase::kResumeStop});
   }
-  // Success only when the devices themselves say RUNNING.
+  if (status.ok() && settings_.switchover != nullptr) {
+    // The last moment a workload that cannot start here can still fail the
+    // migration: after the commit point the source never resumes its own.
+    if (absl::Status s =
+            settings_.switchover->CheckStart(settings_.switchover_context);
+        !s.ok()) {
+      status = absl::Status(
+          s.code(),
+          absl::StrCat("switchover '",
+                       std::string(settings_.switchover->name()),
+                       "' could not start the workload here: ", s.message()));
+    }
+  }
+  if (status.ok()) {
+    // The source commits on our answer: the record must be durable first.
+    if (absl::Status s = journal_->SetStage(JournalStage::kLoaded); !s.ok()) {
+      status = absl::UnavailableError(
+          absl::StrCat("cannot record the load in the journal: ", s.message()));
+    }
+  }
+  if (!status.ok()) {
+    const std::string summary =
+        RollBackAndFinish(status, v1::MIGRATION_OUTCOME_FAILED);
+    return absl::Status(status.code(),
+                        absl::StrCat("load of migration ", settings_.id,
+                                     " failed: ", status.message(),
+                                     "; rolled back: ", summary));
+  }
+  CrashPoint("destination:loaded");
+  absl::MutexLock lock(&mu_);
+  stage_ = Stage::kLoaded;
+  last_activity_ = absl::Now();
+  spdlog::info(
+      "destination {}: every device loaded its state and is STOP; waiting "
+      "for the source's commit",
+      settings_.id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
+  AwaitRecovered();
+  absl::MutexLock op(&op_mu_);
+  Stage stage;
+  {
+    absl::MutexLock lock(&mu_);
+    stage = stage_;
+    if (stage_ == Stage::kDone && !committed_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration ", settings_.id, " cannot commit: it is DONE, ",
+          v1::MigrationOutcome_Name(outcome_), error_.empty() ? "" : ": ",
+          error_));
+    }
+  }
+  if (stage == Stage::kReceiving) {
+    // A source that does not send Load (an older vfio-migd): load now.
+    if (absl::Status s = LoadLocked(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("commit: ", s.message()));
+    }
+    stage = Stage::kLoaded;
+  }
+  if (stage == Stage::kLoaded) {
+    // Recorded before any device starts: a restart completes the resume
+    // instead of waiting for a verdict the source will not repeat.
+    if (absl::Status s = journal_->SetStage(JournalStage::kCommitted);
+        !s.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot record the commit in the journal (the devices stay "
+          "loaded; retry): ",
+          s.message()));
+    }
+    bool planned;
+    {
+      absl::MutexLock lock(&mu_);
+      committed_ = true;
+      stage_ = Stage::kCommitting;
+      planned = !recovered_;
+    }
+    spdlog::info("destination {}: commit recorded; resuming the devices",
+                 settings_.id);
+    CrashPoint("destination:committed");
+    CompleteCommit(planned);
+  }
+  absl::MutexLock lock(&mu_);
+  if (stage_ != Stage::kDone || !committed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("migration ", settings_.id, " cannot commit: it is ",
+                     v1::MigrationPhase_Name(PhaseLocked())));
+  }
+  // Committed, now or by an earlier call: the final states.
+  v1::CommitResponse response;
+  StatusesTo(response.mutable_devices());
+  return response;
+}
+
+void DestinationMigration::CompleteCommit(bool planned) {
+  absl::Status status;
+  if (planned) {
+    status = RunWaves({WavePhase::kP2pRestore, WavePhase::kRunning});
+  } else {
+    status = absl::UnavailableError("resuming after a restart");
+  }
   std::vector<std::string> ids;
   {
     absl::MutexLock lock(&mu_);
@@ -294,20 +431,59 @@ absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
       ids.push_back(d.target.target_device_id);
     }
   }
-  for (const std::string& id : ids) {
-    if (!status.ok()) break;
-    absl::StatusOr<DeviceState> state = executor_->GetState(id);
-    if (!state.ok() || *state != DeviceState::RUNNING) {
-      status = absl::InternalError(
-          absl::StrCat("device ", id, " is ",
-                       state.ok() ? StateName(*state) : Msg(state.status()),
-                       " after the RUNNING wave"));
-      absl::MutexLock lock(&mu_);
-      failed_device_ = id;
+  auto all_running = [&]() -> absl::Status {
+    for (const std::string& id : ids) {
+      absl::StatusOr<DeviceState> state = executor_->GetState(id);
+      if (!state.ok() || *state != DeviceState::RUNNING) {
+        return absl::InternalError(
+            absl::StrCat("device ", id, " is ",
+                         state.ok() ? StateName(*state) : Msg(state.status())));
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (status.ok()) status = all_running();
+  if (!status.ok()) {
+    // After the commit point the only way is forward: the executor's walk
+    // to RUNNING is group-ordered (every P2P device RUNNING_P2P before any
+    // runs), waits out late arcs, and resets a device whose arc fails.
+    if (planned) {
+      spdlog::warn(
+          "destination {}: {}; completing the resume (the commit is "
+          "recorded: no rollback)",
+          settings_.id, Msg(status));
+    }
+    RollbackReport report = executor_->Rollback();
+    absl::MutexLock lock(&mu_);
+    for (const DeviceRollback& r : report.devices) {
+      DeviceRecord* d = FindDevice(r.device);
+      if (d == nullptr) continue;
+      d->state = r.final_state;
+      d->was_reset = d->was_reset || r.was_reset;
+      if (!r.error.empty()) d->error = r.error;
+      if (r.was_reset) {
+        warnings_.push_back(absl::StrCat(
+            r.device,
+            " was reset after the commit point: its migrated state is lost"));
+      }
+    }
+    status = report.status;
+  }
+  if (status.ok()) status = all_running();
+  {
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) {
+      outcome_ = v1::MIGRATION_OUTCOME_SUCCEEDED;
+    } else {
+      outcome_ = v1::MIGRATION_OUTCOME_FAILED;
+      error_ =
+          absl::StrCat("committed, but not every device runs: ", Msg(status));
     }
   }
-  // The workload starts here only on devices that all run; if it cannot,
-  // the commit fails and the source resumes its own.
+  // The workload starts only on devices that all run. After the commit
+  // point a failure cannot hand the group back (the source never resumes
+  // it): it is reported, and the devices keep running here. Load checked
+  // that the action can start it (CheckStart), so this is rare.
   if (status.ok() && settings_.switchover != nullptr) {
     if (absl::Status s =
             settings_.switchover->Start(settings_.switchover_context);
@@ -316,33 +492,39 @@ absl::StatusOr<v1::CommitResponse> DestinationMigration::Commit() {
           s.code(),
           absl::StrCat("switchover '",
                        std::string(settings_.switchover->name()),
-                       "' could not start the workload: ", s.message()));
+                       "' could not start the workload (every device runs "
+                       "here; start it by hand): ",
+                       s.message()));
+      absl::MutexLock lock(&mu_);
+      outcome_ = v1::MIGRATION_OUTCOME_FAILED;
+      error_ = absl::StrCat("committed, but ", Msg(status));
     }
   }
-  if (!status.ok()) {
-    const std::string summary =
-        RollBackAndFinish(status, v1::MIGRATION_OUTCOME_FAILED);
-    return absl::Status(status.code(),
-                        absl::StrCat("commit of migration ", settings_.id,
-                                     " failed: ", status.message(),
-                                     "; rolled back: ", summary));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    outcome_ = v1::MIGRATION_OUTCOME_SUCCEEDED;
-  }
+  CrashPoint("destination:resumed");
   Finish();
-  spdlog::info("destination {}: committed, every device RUNNING", settings_.id);
-  v1::CommitResponse response;
-  absl::MutexLock lock(&mu_);
-  StatusesTo(response.mutable_devices());
-  return response;
+  if (status.ok()) {
+    spdlog::info("destination {}: committed, every device RUNNING",
+                 settings_.id);
+  } else {
+    spdlog::error("destination {}: committed, but {}", settings_.id,
+                  Msg(status));
+  }
 }
 
 v1::AbortResponse DestinationMigration::Abort(const std::string& reason) {
+  AwaitRecovered();
   v1::AbortResponse response;
+  auto refuse = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Only a source before its commit point sends Abort; one that comes
+    // after the commit is from a confused peer and must not undo it.
+    spdlog::error("destination {}: abort ({}) refused: the commit is recorded",
+                  settings_.id, reason);
+    StatusesTo(response.mutable_devices());
+    return response;
+  };
   {
     absl::MutexLock lock(&mu_);
+    if (committed_ || stage_ == Stage::kCommitting) return refuse();
     if (stage_ != Stage::kDone && !abort_requested_) {
       abort_requested_ = true;
       abort_reason_ = reason;
@@ -352,6 +534,7 @@ v1::AbortResponse DestinationMigration::Abort(const std::string& reason) {
   bool done;
   {
     absl::MutexLock lock(&mu_);
+    if (committed_) return refuse();
     done = stage_ == Stage::kDone;
   }
   if (!done) {
@@ -362,6 +545,105 @@ v1::AbortResponse DestinationMigration::Abort(const std::string& reason) {
   absl::MutexLock lock(&mu_);
   StatusesTo(response.mutable_devices());
   return response;
+}
+
+void DestinationMigration::AwaitRecovered() const {
+  absl::MutexLock lock(&mu_);
+  auto recovered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stage_ != Stage::kRecovering;
+  };
+  mu_.Await(absl::Condition(&recovered));
+}
+
+void DestinationMigration::Recover(JournalStage stage,
+                                   const v1::Migration& record) {
+  absl::MutexLock op(&op_mu_);
+  const std::string note = absl::StrCat(
+      "recovered after a restart of the destination daemon (journal stage ",
+      std::string(JournalStageName(stage)), ", phase ",
+      v1::MigrationPhase_Name(record.phase()), ")");
+  spdlog::warn("destination {}: {}", settings_.id, note);
+  {
+    absl::MutexLock lock(&mu_);
+    recovered_ = true;
+    load_started_ = true;  // whatever a STOP device holds is not its own
+    for (const std::string& w : record.warnings()) warnings_.push_back(w);
+    warnings_.push_back(note);
+    for (const v1::MigrationDevice& md : record.devices()) {
+      DeviceRecord* d = FindDevice(md.target_device_id());
+      if (d == nullptr) continue;
+      d->received.pre_copy_bytes = md.pre_copy_bytes();
+      d->received.stop_copy_bytes = md.stop_copy_bytes();
+      d->was_reset = md.was_reset();
+      d->error = md.error();
+    }
+  }
+  // The devices' real states, not the journal's: they may have moved since
+  // the last record (an arc completes in the kernel even when its caller
+  // dies).
+  std::vector<std::string> not_stopped;
+  {
+    std::vector<std::string> ids;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const DeviceRecord& d : devices_) {
+        ids.push_back(d.target.target_device_id);
+      }
+    }
+    for (const std::string& id : ids) {
+      absl::StatusOr<DeviceState> state = executor_->GetState(id);
+      absl::MutexLock lock(&mu_);
+      DeviceRecord* d = FindDevice(id);
+      d->state = state.ok() ? *state : DeviceState::ERROR;
+      if (d->state != DeviceState::STOP) {
+        not_stopped.push_back(absl::StrCat(id, " is ", StateName(d->state)));
+      }
+    }
+  }
+  switch (stage) {
+    case JournalStage::kLoaded:
+      if (not_stopped.empty()) {
+        absl::MutexLock lock(&mu_);
+        stage_ = Stage::kLoaded;
+        spdlog::warn(
+            "destination {}: every device still holds the loaded state "
+            "(STOP); waiting for the source's commit or abort",
+            settings_.id);
+        return;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        stage_ = Stage::kRollingBack;
+      }
+      RollBackAndFinish(
+          absl::DataLossError(absl::StrCat(
+              "the loaded state was lost while the daemon was down (",
+              absl::StrJoin(not_stopped, ", "),
+              "): the devices were closed and reset")),
+          v1::MIGRATION_OUTCOME_FAILED);
+      return;
+    case JournalStage::kCommitted: {
+      {
+        absl::MutexLock lock(&mu_);
+        committed_ = true;
+        stage_ = Stage::kCommitting;
+      }
+      CompleteCommit(/*planned=*/false);
+      return;
+    }
+    default: {
+      {
+        absl::MutexLock lock(&mu_);
+        stage_ = Stage::kRollingBack;
+      }
+      RollBackAndFinish(
+          absl::AbortedError(
+              "interrupted by a restart of the destination daemon before "
+              "the devices loaded the state"),
+          v1::MIGRATION_OUTCOME_FAILED);
+      return;
+    }
+  }
 }
 
 bool DestinationMigration::AbortIfOrphaned(absl::Time now) {
@@ -465,17 +747,27 @@ void DestinationMigration::DiscardResumes() {
       devices.emplace_back(d.target.target_device_id, d.target.device);
     }
   }
+  bool loaded;
+  {
+    absl::MutexLock lock(&mu_);
+    loaded = load_started_;
+  }
   for (const auto& [id, device] : devices) {
     // Every device, not only those recorded in RESUMING: a STOP -> RESUMING
     // arc that passed its deadline may have completed since. GetState runs
-    // on the device's worker, after any call still in flight.
+    // on the device's worker, after any call still in flight. Once loading
+    // began, a device in STOP holds received state, which must not run.
     absl::StatusOr<DeviceState> state = executor_->GetState(id);
-    if (!state.ok() || *state != DeviceState::RESUMING) continue;
+    if (!state.ok()) continue;
+    if (*state != DeviceState::RESUMING &&
+        !(loaded && *state == DeviceState::STOP)) {
+      continue;
+    }
     absl::Status reset = device->Reset();
     state = device->GetState();
     spdlog::info(
         "destination {}: device {}: discarded the received state "
-        "(reset from RESUMING: {}; now {})",
+        "(reset: {}; now {})",
         settings_.id, id, reset.ok() ? "ok" : Msg(reset),
         state.ok() ? StateName(*state) : Msg(state.status()));
     absl::MutexLock lock(&mu_);
@@ -496,6 +788,7 @@ void DestinationMigration::Finish() {
     stage_ = Stage::kDone;
     finished_unix_ms_ = absl::ToUnixMillis(absl::Now());
   }
+  journal_->Finish(ToProto());
   if (on_finished_) on_finished_(settings_.id);
 }
 

@@ -1,15 +1,21 @@
 // DestinationMigration: one incoming migration on the destination daemon.
 //
-// Life: Prepare() runs the destination waves up to RESUMING and keeps each
-// device's resume data session; one IncomingStream per device then writes
-// the device's state into it; Commit() runs RESUMING -> STOP -> RUNNING_P2P
-// -> RUNNING; Abort() rolls every device back to RUNNING. Whatever ends the
-// migration (commit, failed wave, broken stream, abort, orphan timeout)
-// releases the device lease and calls the `on_finished` callback once.
+// Life (daemon/migration/PROTOCOL.md): Prepare() runs the destination
+// waves up to RESUMING and keeps each device's resume data session; one
+// IncomingStream per device then writes the device's state into it; Load()
+// runs RESUMING -> STOP and records, durably, that the destination holds
+// the state (in doubt from then on: no orphan timeout, and a restart keeps
+// waiting); Commit() records the commit and runs STOP -> RUNNING_P2P ->
+// RUNNING, never rolling back after that record; Abort() rolls every
+// device back to RUNNING before it. Whatever ends the migration (commit,
+// failed wave, broken stream, abort, orphan timeout) releases the device
+// lease and calls the `on_finished` callback once. Each stage is written to
+// the journal before anyone is told about it.
 //
-// Rolling back discards what was received: devices still in RESUMING are
-// reset (VFIO_DEVICE_RESET, which also returns them to RUNNING) rather than
-// walked RESUMING -> STOP, which would load the data. The rest is the
+// Rolling back discards what was received: devices still in RESUMING, and
+// once loading began also those in STOP, are reset (VFIO_DEVICE_RESET, which
+// also returns them to RUNNING) rather than walked on, which would load or
+// run state that is not theirs. The rest is the
 // executor's (TransitionExecutor::Rollback: reverse arcs group-ordered, reset
 // for devices in ERROR or stuck after a failed arc); a device still not
 // RUNNING after that is reset here as a last resort. Resets are reported
@@ -38,6 +44,7 @@
 #include "daemon/migration/destination_request.h"
 #include "daemon/migration/destination_stream.h"
 #include "daemon/migration/device_leases.h"
+#include "daemon/migration/migration_journal.h"
 #include "daemon/migration/switchover.h"
 #include "daemon/stream/format.h"
 #include "vfiomig/v1/control.pb.h"
@@ -53,10 +60,18 @@ struct DestinationSettings {
   absl::Duration abort_timeout = absl::Seconds(30);
   // The workload's libvirt domain (Workload.domain), may be empty.
   std::string domain;
-  // Starts the workload here once every device is RUNNING (Commit); null
-  // for none. `switchover_context` is what it gets.
+  // Checked at Load (before the commit point: CheckStart) and starts the
+  // workload here once every device is RUNNING (Commit); null for none.
+  // `switchover_context` is what it gets.
   std::shared_ptr<SwitchoverAction> switchover;
   SwitchoverContext switchover_context;
+  // Null: nothing recorded (unit tests of other concerns).
+  Journal* journal = nullptr;
+  // 0: now. A recovered migration keeps its original start.
+  int64_t started_unix_ms = 0;
+  // Created by crash recovery: Recover() will run (Commit and Abort wait
+  // for it).
+  bool recovering = false;
 };
 
 class DestinationMigration
@@ -87,11 +102,24 @@ class DestinationMigration
   absl::StatusOr<std::unique_ptr<IncomingStream>> OpenStream(
       const std::string& target_device_id);
 
+  // See DestinationRegistry::Load.
+  absl::StatusOr<v1::LoadResponse> Load();
+
   // See DestinationRegistry::Commit.
   absl::StatusOr<v1::CommitResponse> Commit();
 
-  // Rolls back unless finished; returns every device's final state.
+  // Rolls back unless finished or committed; returns every device's state.
   v1::AbortResponse Abort(const std::string& reason);
+
+  // Crash recovery: continues a migration the journal has at `stage`
+  // (kStarted, kLoaded or kCommitted) after a restart of this daemon.
+  // `record` is the journal's last record of it. Until it returns, Commit
+  // and Abort wait for it. kStarted: resets every device not RUNNING and
+  // finishes FAILED. kLoaded: waits for the source's verdict if every
+  // device is still in STOP, else (the state is lost) resets them and
+  // finishes FAILED. kCommitted: walks every device to RUNNING and
+  // finishes.
+  void Recover(JournalStage stage, const v1::Migration& record);
 
   // Aborts when no stream is open, no operation runs, and nothing happened
   // for abort_timeout up to `now`. True when it aborted.
@@ -115,7 +143,16 @@ class DestinationMigration
   void OnStreamClosed(size_t device);
 
  private:
-  enum class Stage { kPreparing, kReceiving, kCommitting, kRollingBack, kDone };
+  enum class Stage {
+    kRecovering,  // Recover() has not decided yet
+    kPreparing,
+    kReceiving,
+    kLoading,
+    kLoaded,  // in doubt: waits for the source's Commit or Abort
+    kCommitting,
+    kRollingBack,
+    kDone
+  };
   enum class StreamState { kNone, kOpen, kEnded, kFailed };
 
   struct DeviceRecord {
@@ -140,6 +177,15 @@ class DestinationMigration
   // Runs the waves of `phases`, in plan order. Keeps resume sessions.
   absl::Status RunWaves(const std::vector<WavePhase>& phases)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
+  // Load's work: RESUMING -> STOP and the kLoaded record; rolls back and
+  // finishes on failure. OK when already loaded.
+  absl::Status LoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
+  // After the kCommitted record: every device to RUNNING (the planned
+  // waves when `planned`, then, for whatever they left, the executor's
+  // group-ordered walk with resets as a last resort), then finishes.
+  void CompleteCommit(bool planned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
+  // Waits while Recover() runs.
+  void AwaitRecovered() const;
   // Rolls every device back to RUNNING and finishes the migration as
   // failed (or cancelled) with `why`. Returns a one-line summary of the
   // devices' final states.
@@ -158,11 +204,14 @@ class DestinationMigration
   DeviceRecord* FindDevice(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::MigrationPhase PhaseLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Migration ToProtoLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const DestinationSettings settings_;
   const std::vector<Wave> waves_;
   FinishedCallback on_finished_;
   const int64_t started_unix_ms_;
+  // Created in the constructor; the row is first written by Prepare.
+  std::unique_ptr<MigrationJournal> journal_;
 
   absl::Mutex op_mu_;
   std::unique_ptr<TransitionExecutor> executor_ ABSL_GUARDED_BY(op_mu_);
@@ -186,6 +235,12 @@ class DestinationMigration
   // once, not when the op mutex frees up.
   bool abort_requested_ ABSL_GUARDED_BY(mu_) = false;
   std::string abort_reason_ ABSL_GUARDED_BY(mu_);
+  // RESUMING -> STOP began: a device in STOP may hold received state.
+  bool load_started_ ABSL_GUARDED_BY(mu_) = false;
+  // The commit is recorded: nothing rolls back any more.
+  bool committed_ ABSL_GUARDED_BY(mu_) = false;
+  // Continued by Recover() after a restart.
+  bool recovered_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace vfiomig

@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "daemon/engine/transition_executor.h"
+#include "daemon/store/journal.h"
 
 namespace vfiomig {
 
@@ -43,6 +44,9 @@ struct DestinationOptions {
   std::function<std::optional<std::string>(const std::string& device,
                                            const std::string& domain)>
       device_conflict;
+  // Where every incoming migration's progress is recorded
+  // (daemon/store/journal.h). Null only in unit tests of other concerns.
+  Journal* journal = nullptr;
 };
 
 }  // namespace vfiomig

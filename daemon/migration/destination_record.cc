@@ -77,8 +77,13 @@ void DestinationMigration::StatusesTo(
 
 v1::MigrationPhase DestinationMigration::PhaseLocked() const {
   switch (stage_) {
+    case Stage::kRecovering:
+      return v1::MIGRATION_PHASE_ROLLING_BACK;
     case Stage::kPreparing:
       return v1::MIGRATION_PHASE_PREPARING;
+    case Stage::kLoading:
+    case Stage::kLoaded:
+      return v1::MIGRATION_PHASE_COMMITTING;
     case Stage::kReceiving:
       for (const DeviceRecord& d : devices_) {
         if (d.received.stop_copy_bytes > 0) {
@@ -97,6 +102,11 @@ v1::MigrationPhase DestinationMigration::PhaseLocked() const {
 }
 
 v1::Migration DestinationMigration::ToProto() const {
+  absl::MutexLock lock(&mu_);
+  return ToProtoLocked();
+}
+
+v1::Migration DestinationMigration::ToProtoLocked() const {
   v1::Migration m;
   m.set_id(settings_.id);
   m.set_role("destination");
@@ -111,7 +121,6 @@ v1::Migration DestinationMigration::ToProto() const {
   m.set_arc_timeout_ms(static_cast<uint32_t>(
       absl::ToInt64Milliseconds(settings_.deadlines.arc)));
   m.set_started_unix_ms(started_unix_ms_);
-  absl::MutexLock lock(&mu_);
   m.set_outcome(outcome_);
   m.set_phase(PhaseLocked());
   m.set_error(error_);
@@ -119,6 +128,14 @@ v1::Migration DestinationMigration::ToProto() const {
   m.set_failed_arc(failed_arc_);
   for (const std::string& w : warnings_) m.add_warnings(w);
   m.set_finished_unix_ms(finished_unix_ms_);
+  m.set_handed_over(committed_);
+  m.set_recovered(recovered_);
+  if (stage_ == Stage::kDone) {
+    // After the commit the devices are ours whatever happened; before it
+    // they were given back (reset or walked back) and the group runs on
+    // the source.
+    m.set_running_side(committed_ ? "destination" : "source");
+  }
   uint64_t received = 0;
   uint64_t total = 0;
   for (const DeviceRecord& d : devices_) {

@@ -81,6 +81,12 @@ DestinationRegistry::~DestinationRegistry() {
     stopping_ = true;
   }
   watchdog_.join();
+  std::vector<std::thread> recoveries;
+  {
+    absl::MutexLock lock(&mu_);
+    recoveries.swap(recoveries_);
+  }
+  for (std::thread& t : recoveries) t.join();
   std::vector<std::shared_ptr<DestinationMigration>> live;
   {
     absl::MutexLock lock(&mu_);
@@ -204,7 +210,7 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
     spdlog::warn("destination {}: prepare from {} refused: {}", id,
                  request.source_host(), response.error());
     unreserve();
-    RecordFinished(RefusedRecord(request, response.error()));
+    RecordRefused(RefusedRecord(request, response.error()));
     return response;
   }
 
@@ -222,6 +228,7 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
       .domain = request.workload().domain(),
       .switchover = std::move(switchover),
       .switchover_context = std::move(switchover_context),
+      .journal = options_.journal,
   };
   auto migration = std::make_shared<DestinationMigration>(
       std::move(settings), std::move(check.targets), plan.destination,
@@ -245,7 +252,7 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
     response.set_error(
         absl::StrCat("aborted while being prepared: ", *aborted));
     spdlog::warn("destination {}: {}", id, response.error());
-    RecordFinished(RefusedRecord(request, response.error()));
+    RecordRefused(RefusedRecord(request, response.error()));
     return response;
   }
   if (absl::Status s = migration->Prepare(); !s.ok()) {
@@ -274,12 +281,93 @@ absl::StatusOr<std::unique_ptr<IncomingStream>> DestinationRegistry::OpenStream(
   return (*migration)->OpenStream(target_device_id);
 }
 
-absl::StatusOr<v1::CommitResponse> DestinationRegistry::Commit(
+absl::StatusOr<v1::LoadResponse> DestinationRegistry::Load(
     const std::string& migration_id) {
   absl::StatusOr<std::shared_ptr<DestinationMigration>> migration =
       FindLive(migration_id);
   if (!migration.ok()) return migration.status();
-  return (*migration)->Commit();
+  return (*migration)->Load();
+}
+
+absl::StatusOr<v1::CommitResponse> DestinationRegistry::Commit(
+    const std::string& migration_id) {
+  absl::StatusOr<std::shared_ptr<DestinationMigration>> migration =
+      FindLive(migration_id);
+  if (migration.ok()) return (*migration)->Commit();
+  // A Commit repeated after the migration finished (the answer to the
+  // first one was lost, or this daemon restarted since): the final states
+  // of a committed migration; anything else is a refusal.
+  absl::StatusOr<v1::Migration> record = Get(migration_id);
+  if (!record.ok() || !record->handed_over()) return migration.status();
+  v1::CommitResponse response;
+  for (const v1::MigrationDevice& d : record->devices()) {
+    v1::DeviceStatus& status = *response.add_devices();
+    status.set_device_id(d.target_device_id());
+    status.set_state(d.state());
+    status.set_state_name(d.state_name());
+    status.set_was_reset(d.was_reset());
+    status.set_error(d.error());
+  }
+  spdlog::info("destination {}: repeated commit of a committed migration",
+               migration_id);
+  return response;
+}
+
+absl::Status DestinationRegistry::Recover(const JournalEntry& entry) {
+  const v1::Migration& record = entry.record;
+  const std::string& id = record.id();
+  std::vector<PreparedTarget> targets;
+  std::vector<std::string> ids;
+  for (const v1::MigrationDevice& md : record.devices()) {
+    absl::StatusOr<std::shared_ptr<Device>> device =
+        inventory_->Find(md.target_device_id());
+    if (!device.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot recover incoming migration ", id, ": ",
+                       device.status().message()));
+    }
+    PreparedTarget& t = targets.emplace_back();
+    t.source_device_id = md.source_device_id();
+    t.target_device_id = md.target_device_id();
+    t.device = *std::move(device);
+    t.plan.id = md.target_device_id();
+    t.plan.features = t.device->info().features;
+    ids.push_back(md.target_device_id());
+  }
+  absl::StatusOr<Lease> lease = leases_->Acquire(ids, id);
+  if (!lease.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot recover incoming migration ", id, ": ",
+                     lease.status().message()));
+  }
+  ArcDeadlines deadlines = options_.default_deadlines;
+  if (record.drain_timeout_ms() != 0) {
+    deadlines.drain = absl::Milliseconds(record.drain_timeout_ms());
+  }
+  if (record.arc_timeout_ms() != 0) {
+    deadlines.arc = absl::Milliseconds(record.arc_timeout_ms());
+  }
+  DestinationSettings settings{
+      .id = id,
+      .source_host = record.peer(),
+      .deadlines = deadlines,
+      .policy = record.policy() == v1::DEADLINE_POLICY_MANDATORY
+                    ? DeadlinePolicy::kMandatory
+                    : DeadlinePolicy::kSla,
+      .abort_timeout = options_.abort_timeout,
+      .journal = options_.journal,
+      .started_unix_ms = record.started_unix_ms(),
+      .recovering = true,
+  };
+  auto migration = std::make_shared<DestinationMigration>(
+      std::move(settings), std::move(targets), std::vector<Wave>(),
+      *std::move(lease), [this](const std::string& done) { OnFinished(done); });
+  absl::MutexLock lock(&mu_);
+  live_[id] = migration;
+  recoveries_.emplace_back([migration, stage = entry.stage, record] {
+    migration->Recover(stage, record);
+  });
+  return absl::OkStatus();
 }
 
 v1::AbortResponse DestinationRegistry::Abort(const std::string& migration_id,
@@ -357,6 +445,34 @@ void DestinationRegistry::OnFinished(const std::string& id) {
     live_.erase(it);
   }
   RecordFinished(migration->ToProto());
+}
+
+void DestinationRegistry::RecordRefused(v1::Migration record) {
+  if (options_.journal != nullptr) {
+    // Relaxed: nothing was touched, so nothing depends on this row; it is
+    // history only.
+    absl::Status s =
+        options_.journal->Write(JournalEntry{.role = JournalRole::kDestination,
+                                             .stage = JournalStage::kDone,
+                                             .record = record,
+                                             .pending = PeerVerdict::kNone,
+                                             .switchover = "",
+                                             .workload_paused = false},
+                                Durability::kRelaxed);
+    if (!s.ok()) {
+      spdlog::warn("destination {}: journal: {}", record.id(),
+                   std::string(s.message()));
+    }
+  }
+  RecordFinished(std::move(record));
+}
+
+void DestinationRegistry::LoadHistory(std::vector<v1::Migration> finished) {
+  absl::MutexLock lock(&mu_);
+  for (v1::Migration& m : finished) {
+    if (history_.size() >= options_.history_limit) break;
+    history_.push_back(std::move(m));
+  }
 }
 
 void DestinationRegistry::RecordFinished(v1::Migration record) {

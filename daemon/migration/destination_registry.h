@@ -70,11 +70,18 @@ class DestinationRegistry {
   absl::StatusOr<std::unique_ptr<IncomingStream>> OpenStream(
       const std::string& migration_id, const std::string& target_device_id);
 
-  // Resumes every device (RESUMING -> STOP -> RUNNING_P2P -> RUNNING).
-  // NotFound for an unknown id, FailedPrecondition for a migration that is
-  // not receiving any more (the message says how it ended). Any failure,
-  // including a stream that has not ended, rolls the migration back and
-  // returns the error with every device's final state in the message.
+  // RESUMING -> STOP for every device and the durable "loaded" record
+  // (PROTOCOL.md). NotFound for an unknown id, FailedPrecondition for a
+  // migration that is not receiving any more. Any failure, including a
+  // stream that has not ended, rolls the migration back and returns the
+  // error with every device's final state in the message.
+  absl::StatusOr<v1::LoadResponse> Load(const std::string& migration_id);
+
+  // Records the commit and resumes every device (STOP -> RUNNING_P2P ->
+  // RUNNING), never rolling back after that record. Idempotent: a
+  // migration committed earlier (also before a restart) answers with its
+  // final states. NotFound for an unknown id, FailedPrecondition for a
+  // migration that ended without a commit (the message says how).
   absl::StatusOr<v1::CommitResponse> Commit(const std::string& migration_id);
 
   // Rolls every device back to RUNNING and forgets the data. Idempotent:
@@ -91,12 +98,26 @@ class DestinationRegistry {
   // Migrations in progress (prepared or preparing, not finished).
   size_t active() const;
 
+  // Finished incoming migrations of earlier lives of the daemon (from the
+  // journal), newest first. Before the registry serves calls.
+  void LoadHistory(std::vector<v1::Migration> finished);
+
+  // Crash recovery of an unfinished journal entry (role destination):
+  // leases its devices and continues it (DestinationMigration::Recover) on
+  // a thread of its own; the migration is listed, and Commit and Abort for
+  // it wait, from this call on. An error (a device this daemon does not
+  // manage any more, a lease conflict) leaves the journal row for a later
+  // start. Before the registry serves calls.
+  absl::Status Recover(const JournalEntry& entry);
+
  private:
   // Called by a migration when it finishes (any thread, no lock held).
   void OnFinished(const std::string& id);
   absl::StatusOr<std::shared_ptr<DestinationMigration>> FindLive(
       const std::string& id) const;
   void RecordFinished(v1::Migration record);
+  // A Prepare refused before it touched anything: journal and history.
+  void RecordRefused(v1::Migration record);
   void WatchdogLoop();
 
   const Inventory* inventory_;
@@ -114,6 +135,8 @@ class DestinationRegistry {
   std::deque<v1::Migration> history_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread watchdog_;
+  // Recover()'s threads; joined by the destructor.
+  std::vector<std::thread> recoveries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace vfiomig

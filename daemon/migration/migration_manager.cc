@@ -14,6 +14,7 @@
 #include "daemon/control_service.h"
 #include "daemon/core/planner.h"
 #include "daemon/migration/destination_request.h"
+#include "daemon/migration/migration_journal.h"
 #include "daemon/migration/source_migration.h"
 #include "daemon/migration/switchover.h"
 #include "daemon/proto_convert.h"
@@ -170,10 +171,13 @@ std::string Blockers(const GroupPlan& plan) {
 MigrationManager::MigrationManager(const Inventory* inventory,
                                    DeviceLeases* leases,
                                    MigrationOptions options)
-    : inventory_(inventory), leases_(leases), options_([&] {
+    : inventory_(inventory),
+      leases_(leases),
+      options_([&] {
         if (options.source_host.empty()) options.source_host = HostName();
         return std::move(options);
-      }()) {}
+      }()),
+      abort_sender_(options_.peer_timeout) {}
 
 MigrationManager::~MigrationManager() {
   Shutdown();
@@ -186,6 +190,22 @@ MigrationManager::~MigrationManager() {
 
 void MigrationManager::SetIncoming(IncomingMigrations incoming) {
   incoming_ = std::move(incoming);
+}
+
+void MigrationManager::LoadHistory(std::vector<v1::Migration> finished) {
+  absl::MutexLock lock(&mu_);
+  // Newest first in, oldest first into order_.
+  for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
+    const std::string id = it->id();
+    if (entries_.contains(id)) continue;
+    Entry& entry = entries_[id];
+    entry.tracker =
+        MigrationTracker::Finished(*std::move(it), options_.tracker);
+    entry.started =
+        absl::FromUnixMillis(entry.tracker->Get().started_unix_ms());
+    order_.push_back(id);
+  }
+  ReapLocked();
 }
 
 absl::StatusOr<std::string> MigrationManager::NewId(
@@ -344,8 +364,31 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
   const size_t source_waves = plan.source.size();
   spec.plan = std::move(plan);
 
+  // Recorded before anything is touched: a daemon that dies from here on
+  // finds the migration in its journal and recovers its devices.
+  auto journal = std::make_shared<MigrationJournal>(
+      options_.journal, JournalEntry{.role = JournalRole::kSource,
+                                     .stage = JournalStage::kStarted,
+                                     .record = migration,
+                                     .pending = PeerVerdict::kNone,
+                                     .switchover = switchover_name,
+                                     .workload_paused = false,
+                                     .workload = workload});
+  if (absl::Status s = journal->SetStage(JournalStage::kStarted); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot record the migration in the journal: ", s.message()));
+  }
   auto tracker = std::make_shared<MigrationTracker>(std::move(migration),
                                                     options_.tracker);
+  tracker->SetSink([journal](const v1::Migration& m, bool final) {
+    if (final) {
+      journal->Finish(m);
+    } else {
+      journal->Snapshot(m);
+    }
+  });
+  spec.journal = journal;
+  spec.abort_sender = &abort_sender_;
   auto source = std::make_shared<SourceMigration>(std::move(spec), tracker);
   tracker->Publish([](v1::Migration&) {},
                    EventInfo(absl::StrCat(
@@ -353,15 +396,115 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
                        ids.size(), " devices to ", request.destination())));
   spdlog::info("migration {}: started: {} to {}", id, absl::StrJoin(ids, ","),
                request.destination());
+  Launch(id, tracker, source);
+  return tracker->Get();
+}
+
+void MigrationManager::Launch(const std::string& id,
+                              std::shared_ptr<MigrationTracker> tracker,
+                              std::shared_ptr<SourceMigration> source) {
   absl::MutexLock lock(&mu_);
   ReapLocked();
   Entry& entry = entries_[id];
-  entry.tracker = tracker;
+  entry.tracker = std::move(tracker);
   entry.migration = source;
   entry.started = absl::Now();
   order_.push_back(id);
   source->Start();
-  return tracker->Get();
+}
+
+absl::Status MigrationManager::Recover(const JournalEntry& entry) {
+  const v1::Migration& record = entry.record;
+  const std::string& id = record.id();
+  std::vector<std::string> ids;
+  std::vector<std::string> targets;
+  for (const v1::MigrationDevice& d : record.devices()) {
+    ids.push_back(d.source_device_id());
+    targets.push_back(d.target_device_id());
+  }
+  auto refuse = [&](const absl::Status& why) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot recover outgoing migration ", id, ": ", why.message()));
+  };
+  absl::StatusOr<std::vector<std::shared_ptr<Device>>> devices =
+      inventory_->FindAll(ids);
+  if (!devices.ok()) return refuse(devices.status());
+  absl::StatusOr<std::unique_ptr<SwitchoverAction>> switchover =
+      SwitchoverRegistry::Create(entry.switchover.empty() ? "none"
+                                                          : entry.switchover);
+  if (!switchover.ok()) return refuse(switchover.status());
+  // The flags may have changed across the restart: if they no longer allow
+  // the destination, recovery is refused (and says which flags it needs).
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      options_.transport.ChannelCredentialsFor(record.peer());
+  if (!credentials.ok()) return refuse(credentials.status());
+  absl::StatusOr<Lease> lease = leases_->Acquire(ids, id);
+  if (!lease.ok()) return refuse(lease.status());
+
+  SourceMigrationSpec spec;
+  spec.id = id;
+  spec.destination = record.peer();
+  spec.peer_credentials = *std::move(credentials);
+  spec.source_host = options_.source_host;
+  spec.devices = *std::move(devices);
+  spec.target_ids = targets;
+  spec.policy = record.policy() == v1::DEADLINE_POLICY_MANDATORY
+                    ? DeadlinePolicy::kMandatory
+                    : DeadlinePolicy::kSla;
+  spec.deadlines = options_.default_deadlines;
+  if (record.drain_timeout_ms() > 0) {
+    spec.deadlines.drain = absl::Milliseconds(record.drain_timeout_ms());
+  }
+  if (record.arc_timeout_ms() > 0) {
+    spec.deadlines.arc = absl::Milliseconds(record.arc_timeout_ms());
+  }
+  spec.peer_timeout = options_.peer_timeout;
+  spec.switchover = *std::move(switchover);
+  spec.domain = entry.workload.domain();
+  spec.source_vmm_socket = entry.workload.source_qmp_socket();
+  spec.destination_vmm_socket = entry.workload.destination_qmp_socket();
+  spec.switchover_timeout =
+      entry.workload.switchover_timeout_ms() > 0
+          ? absl::Milliseconds(entry.workload.switchover_timeout_ms())
+          : options_.switchover_timeout;
+  spec.lease = *std::move(lease);
+  spec.journal = std::make_shared<MigrationJournal>(options_.journal, entry);
+  spec.abort_sender = &abort_sender_;
+  spec.recover_from = entry.stage;
+  spec.workload_paused = entry.workload_paused;
+
+  v1::Migration migration = record;
+  migration.set_outcome(v1::MIGRATION_OUTCOME_IN_PROGRESS);
+  migration.set_recovered(true);
+  auto tracker = std::make_shared<MigrationTracker>(std::move(migration),
+                                                    options_.tracker);
+  std::shared_ptr<MigrationJournal> journal = spec.journal;
+  tracker->SetSink([journal](const v1::Migration& m, bool final) {
+    if (final) {
+      journal->Finish(m);
+    } else {
+      journal->Snapshot(m);
+    }
+  });
+  auto source = std::make_shared<SourceMigration>(std::move(spec), tracker);
+  Launch(id, std::move(tracker), std::move(source));
+  return absl::OkStatus();
+}
+
+void MigrationManager::ResendAbort(const JournalEntry& entry) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      options_.transport.ChannelCredentialsFor(entry.record.peer());
+  if (!credentials.ok()) {
+    // Stays pending in the journal: a start with the right flags sends it.
+    spdlog::error("migration {}: cannot send its pending abort to {}: {}",
+                  entry.record.id(), entry.record.peer(),
+                  std::string(credentials.status().message()));
+    return;
+  }
+  abort_sender_.Add(std::make_shared<MigrationJournal>(options_.journal, entry),
+                    entry.record.peer(), *std::move(credentials),
+                    entry.record.error().empty() ? "the source rolled back"
+                                                 : entry.record.error());
 }
 
 absl::StatusOr<v1::Migration> MigrationManager::Get(
@@ -481,7 +624,6 @@ absl::StatusOr<v1::Migration> MigrationManager::Switchover(
 
 void MigrationManager::Shutdown() {
   std::vector<std::shared_ptr<SourceMigration>> running;
-  std::vector<std::shared_ptr<MigrationTracker>> trackers;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
@@ -489,19 +631,15 @@ void MigrationManager::Shutdown() {
       if (entry.migration != nullptr && entry.tracker != nullptr &&
           !entry.tracker->finished()) {
         running.push_back(entry.migration);
-        trackers.push_back(entry.tracker);
       }
     }
   }
   if (running.empty()) return;
   spdlog::warn("cancelling {} running migrations: the daemon is stopping",
                running.size());
-  for (const auto& migration : running) {
-    migration->Cancel("the daemon is shutting down");
-  }
-  for (const auto& tracker : trackers) {
-    tracker->WaitFinished(absl::InfiniteFuture());
-  }
+  for (const auto& migration : running) migration->Shutdown();
+  // Rolled back (finished), or past the commit point and left to the next
+  // start: either way the thread ends.
   for (const auto& migration : running) migration->Join();
 }
 

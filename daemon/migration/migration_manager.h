@@ -31,8 +31,10 @@
 #include "daemon/core/precopy.h"
 #include "daemon/engine/transition_executor.h"
 #include "daemon/inventory.h"
+#include "daemon/migration/abort_sender.h"
 #include "daemon/migration/device_leases.h"
 #include "daemon/migration/migration_tracker.h"
+#include "daemon/store/journal.h"
 #include "daemon/transport_security.h"
 #include "vfiomig/v1/control.pb.h"
 
@@ -60,6 +62,9 @@ struct MigrationOptions {
   // Finished migrations kept for Get/List.
   size_t history_limit = 100;
   TrackerOptions tracker;
+  // Where every migration's progress is recorded (daemon/store/journal.h).
+  // Null only in unit tests of other concerns; the daemon always sets it.
+  Journal* journal = nullptr;
 };
 
 // Bounds of a request's deadlines: a longer one is a typo, not a plan.
@@ -93,6 +98,22 @@ class MigrationManager {
   // Set once, before the manager serves calls.
   void SetIncoming(IncomingMigrations incoming);
 
+  // Finished outgoing migrations of earlier lives of the daemon (from the
+  // journal), newest first. Before the manager serves calls.
+  void LoadHistory(std::vector<v1::Migration> finished);
+
+  // Crash recovery of an unfinished journal entry (role source): leases
+  // its devices and continues it on its own thread (SourceMigration with
+  // recover_from), listed and watchable like any other. An error (a
+  // device this daemon does not manage any more, a lease conflict, an
+  // unknown switchover action) leaves the journal row for a later start.
+  // Before the manager serves calls.
+  absl::Status Recover(const JournalEntry& entry);
+
+  // A finished migration whose Abort never reached its destination
+  // (Journal::PendingVerdicts): delivered in the background.
+  void ResendAbort(const JournalEntry& entry);
+
   // INVALID_ARGUMENT for a malformed request, NOT_FOUND naming every unknown
   // device, ALREADY_EXISTS for a migration id in use (running or in the
   // history), FAILED_PRECONDITION for a busy device or a blocked plan (the
@@ -125,7 +146,9 @@ class MigrationManager {
   absl::StatusOr<v1::Migration> Switchover(const std::string& id);
 
   // Refuses new migrations, cancels the running ones and waits until they
-  // are rolled back. For SIGTERM.
+  // are rolled back; migrations past their commit point stop waiting for
+  // their destination and are left to the next start (the journal has
+  // them). For SIGTERM.
   void Shutdown();
 
   // Migrations not finished yet.
@@ -145,6 +168,9 @@ class MigrationManager {
   // Start after the id was reserved: devices, lease, plan, launch.
   absl::StatusOr<v1::Migration> StartReserved(
       const std::string& id, const v1::StartMigrationRequest& request);
+  // Registers and starts `source`.
+  void Launch(const std::string& id, std::shared_ptr<MigrationTracker> tracker,
+              std::shared_ptr<SourceMigration> source);
   // Joins finished migrations and trims the history.
   void ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -152,6 +178,7 @@ class MigrationManager {
   DeviceLeases* leases_;
   const MigrationOptions options_;
   IncomingMigrations incoming_;
+  AbortSender abort_sender_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);

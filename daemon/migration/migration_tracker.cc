@@ -51,6 +51,20 @@ MigrationTracker::MigrationTracker(v1::Migration initial,
 
 MigrationTracker::~MigrationTracker() = default;
 
+std::shared_ptr<MigrationTracker> MigrationTracker::Finished(
+    v1::Migration record, TrackerOptions options) {
+  auto tracker = std::make_shared<MigrationTracker>(std::move(record), options);
+  tracker->Finish([](v1::Migration&) {},
+                  EventInfo("finished before the daemon last started "
+                            "(from the journal)"));
+  return tracker;
+}
+
+void MigrationTracker::SetSink(Sink sink) {
+  absl::MutexLock lock(&mu_);
+  sink_ = std::move(sink);
+}
+
 v1::Migration MigrationTracker::Get() const {
   absl::MutexLock lock(&mu_);
   return migration_;
@@ -65,6 +79,7 @@ void MigrationTracker::Publish(Mutation update, const EventInfo& event) {
   absl::MutexLock lock(&mu_);
   if (finished_) return;
   update(migration_);
+  if (sink_) sink_(migration_, /*final=*/false);
   SendLocked(event, /*progress=*/false, /*final=*/false);
 }
 
@@ -85,6 +100,7 @@ void MigrationTracker::Finish(Mutation update, const EventInfo& event) {
     migration_.set_outcome(v1::MIGRATION_OUTCOME_FAILED);
   }
   finished_ = true;
+  if (sink_) sink_(migration_, /*final=*/true);
   SendLocked(event, /*progress=*/false, /*final=*/true);
   watchers_.clear();
 }

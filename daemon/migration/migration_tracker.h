@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -73,14 +74,26 @@ class MigrationSubscription;
 class MigrationTracker {
  public:
   using Mutation = absl::FunctionRef<void(v1::Migration&)>;
+  // Receives the resource after every Publish (final=false) and after
+  // Finish (final=true), under the tracker's lock and before any watcher
+  // sees the event: what the journal records is never behind what the
+  // control API has shown. Progress updates are not passed on.
+  using Sink = std::function<void(const v1::Migration&, bool final)>;
 
   explicit MigrationTracker(v1::Migration initial, TrackerOptions options = {});
+  // A migration that finished in an earlier life of the daemon (history
+  // from the journal): Get returns `record`, a watcher gets it as the final
+  // event.
+  static std::shared_ptr<MigrationTracker> Finished(
+      v1::Migration record, TrackerOptions options = {});
   ~MigrationTracker();
 
   MigrationTracker(const MigrationTracker&) = delete;
   MigrationTracker& operator=(const MigrationTracker&) = delete;
 
   const std::string& id() const { return id_; }
+  // Set once, before the first Publish.
+  void SetSink(Sink sink);
   v1::Migration Get() const;
   bool finished() const;
 
@@ -119,6 +132,7 @@ class MigrationTracker {
   mutable absl::Mutex mu_;
   v1::Migration migration_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  Sink sink_ ABSL_GUARDED_BY(mu_);
   absl::Time last_event_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Watchers that went away drop out on the next send.
   std::vector<std::weak_ptr<Queue>> watchers_ ABSL_GUARDED_BY(mu_);

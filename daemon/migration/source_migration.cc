@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "daemon/crash_point.h"
 #include "daemon/migration/device_identity.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/proto_convert.h"
@@ -130,6 +131,16 @@ void SourceMigration::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
+void SourceMigration::Shutdown() {
+  shutting_down_.store(true);
+  Cancel("the daemon is shutting down");
+  absl::MutexLock lock(&mu_);
+  stop_waiting_ = true;
+  // Breaks a Commit call in flight after the commit point (Cancel leaves
+  // it alone): the next start sends it again.
+  if (handed_over_ && peer_ != nullptr) peer_->CancelPending();
+}
+
 void SourceMigration::Join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -190,19 +201,25 @@ void SourceMigration::Run() {
       spec_.policy == DeadlinePolicy::kSla ? "sla" : "mandatory",
       absl::ToInt64Milliseconds(spec_.deadlines.drain),
       absl::ToInt64Milliseconds(spec_.deadlines.arc));
+  if (spec_.recover_from.has_value()) {
+    Recover();
+    return;
+  }
   absl::Status status;
   try {
     status = Migrate();
+    if (status.ok()) status = HandOver();
   } catch (const std::exception& e) {
-    // Nothing here throws by design; if a library does, roll back anyway.
+    // Nothing here throws by design; if a library does, roll back anyway
+    // (HandOver sets handed_over_ only once nothing can throw any more).
     status =
         absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
   }
-  if (status.ok()) {
-    Succeed();
-  } else {
+  if (!status.ok()) {
     Fail(status);
+    return;
   }
+  CompleteHandOver();
 }
 
 std::string SourceMigration::DeviceList() const {
@@ -239,6 +256,8 @@ absl::Status SourceMigration::Migrate() {
     }
     if (absl::Status s = CheckContinue(); !s.ok()) return s;
     if (absl::Status s = RunWave(i); !s.ok()) return s;
+    CrashPoint(absl::StrCat("source:wave:",
+                            std::string(WavePhaseName(waves[i].phase))));
     if (waves[i].phase == WavePhase::kPreCopy) {
       if (absl::Status s = RunPrecopy(wave); !s.ok()) return s;
     } else if (waves[i].phase == WavePhase::kStopCopy) {
@@ -249,7 +268,222 @@ absl::Status SourceMigration::Migrate() {
 
   committing_.store(true);
   if (absl::Status s = CheckContinue(); !s.ok()) return s;
-  return CommitDestination();
+  return LoadDestination();
+}
+
+absl::Status SourceMigration::LoadDestination() {
+  tracker_->Publish(
+      [](v1::Migration& m) { m.set_phase(v1::MIGRATION_PHASE_COMMITTING); },
+      EventInfo("loading: every destination device loads its state"));
+  PeerClient* peer;
+  {
+    absl::MutexLock lock(&mu_);
+    peer = peer_.get();
+  }
+  load_sent_ = true;
+  absl::StatusOr<v1::LoadResponse> response =
+      peer->Load(spec_.id, spec_.peer_timeout +
+                               DestinationBudget({WavePhase::kResumeStop}));
+  if (!response.ok()) return response.status();
+  std::vector<std::string> not_stopped;
+  for (const v1::DeviceStatus& device : response->devices()) {
+    if (device.state() != v1::DEVICE_STATE_STOP) {
+      not_stopped.push_back(
+          absl::StrCat(device.device_id(), " ", device.state_name()));
+    }
+  }
+  if (!not_stopped.empty() ||
+      response->devices_size() != static_cast<int>(devices_.size())) {
+    return absl::InternalError(
+        absl::StrCat("destination loaded, but not every device is STOP: ",
+                     absl::StrJoin(not_stopped, ", ")));
+  }
+  CrashPoint("source:loaded");
+  return absl::OkStatus();
+}
+
+absl::Status SourceMigration::HandOver() {
+  if (spec_.journal != nullptr) {
+    absl::Status s = spec_.journal->Update(
+        [](JournalEntry& e) {
+          e.stage = JournalStage::kHandedOver;
+          e.pending = PeerVerdict::kCommit;
+        },
+        Durability::kDurable);
+    if (!s.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot record the hand-over in the journal, so the group stays "
+          "here: ",
+          s.message()));
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    handed_over_ = true;
+  }
+  spdlog::info(
+      "migration {}: commit point: hand-over recorded; the devices belong to "
+      "the destination now",
+      spec_.id);
+  tracker_->Publish(
+      [](v1::Migration& m) { m.set_handed_over(true); },
+      EventInfo("commit point: hand-over recorded; committing on the "
+                "destination"));
+  CrashPoint("source:handed-over");
+  return absl::OkStatus();
+}
+
+void SourceMigration::CompleteHandOver() {
+  absl::StatusOr<v1::CommitResponse> response = DeliverCommit();
+  commit_done_ = absl::Now();
+  if (!response.ok() && shutting_down_.load()) {
+    spdlog::warn(
+        "migration {}: stopping before the destination confirmed the "
+        "commit; the next start of the daemon sends it again",
+        spec_.id);
+    return;
+  }
+  if (!response.ok()) {
+    FinishUnresumed(response.status(), nullptr);
+    return;
+  }
+  CrashPoint("source:committed");
+  for (const v1::DeviceStatus& device : response->devices()) {
+    if (device.state() != v1::DEVICE_STATE_RUNNING) {
+      FinishUnresumed(absl::InternalError(absl::StrCat(
+                          "destination committed, but device ",
+                          device.device_id(), " is ", device.state_name(),
+                          device.error().empty() ? "" : ": ", device.error())),
+                      &*response);
+      return;
+    }
+  }
+  Succeed(*response);
+}
+
+absl::StatusOr<v1::CommitResponse> SourceMigration::DeliverCommit() {
+  absl::Duration budget = DestinationBudget(kCommitWaves);
+  if (spec_.plan.destination.empty()) {
+    // Recovery has no plan: room for a drain and an arc per device wave.
+    budget = 2 * (spec_.deadlines.drain + spec_.deadlines.arc);
+  }
+  const absl::Duration timeout = spec_.peer_timeout + budget;
+  absl::Duration backoff = absl::Milliseconds(200);
+  for (int attempt = 1;; ++attempt) {
+    PeerClient* peer;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_waiting_) {
+        return absl::AbortedError("the daemon is shutting down");
+      }
+      // A fresh connection after a failure: the destination may be a new
+      // process by now, and the old channel may sit in reconnect backoff.
+      if (peer_ == nullptr || attempt > 1) {
+        peer_ = PeerClient::Connect(spec_.destination, spec_.peer_credentials);
+      }
+      peer = peer_.get();
+    }
+    absl::StatusOr<v1::CommitResponse> response =
+        peer->Commit(spec_.id, timeout);
+    if (response.ok()) return response;
+    switch (response.status().code()) {
+      case absl::StatusCode::kFailedPrecondition:
+      case absl::StatusCode::kNotFound:
+      case absl::StatusCode::kInvalidArgument:
+      case absl::StatusCode::kUnimplemented:
+        // The destination answered: it has nothing to commit.
+        return response.status();
+      default:
+        break;
+    }
+    if (attempt == 1 || attempt % 10 == 0) {
+      const std::string message =
+          absl::StrCat("commit not confirmed yet (attempt ", attempt,
+                       "): ", response.status().message(), "; retrying");
+      spdlog::warn("migration {}: {}", spec_.id, message);
+      tracker_->Publish([](v1::Migration&) {}, EventInfo(message, true));
+    }
+    absl::MutexLock lock(&mu_);
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_waiting_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+void SourceMigration::Recover() {
+  const JournalStage stage = *spec_.recover_from;
+  const std::string note = absl::StrCat(
+      "recovering after a restart of the source daemon (journal stage ",
+      std::string(JournalStageName(stage)), ")");
+  spdlog::warn("migration {}: {}", spec_.id, note);
+  prepare_sent_ = true;
+  prepared_ = true;
+  load_sent_ = true;
+  paused_ = spec_.workload_paused;
+  if (paused_) spec_.switchover->AssumePaused();
+  {
+    absl::MutexLock lock(&mu_);
+    peer_ = PeerClient::Connect(spec_.destination, spec_.peer_credentials);
+  }
+  std::map<std::string, std::shared_ptr<Device>> devices;
+  for (const auto& d : devices_) devices[d->id] = d->device;
+  executor_ = std::make_unique<TransitionExecutor>(
+      std::move(devices), spec_.deadlines, spec_.policy, observer_.get(),
+      spec_.id);
+  for (const auto& d : devices_) {
+    absl::StatusOr<DeviceState> state = executor_->GetState(d->id);
+    d->state = state.ok() ? *state : DeviceState::ERROR;
+  }
+  tracker_->Publish(
+      [&](v1::Migration& m) {
+        m.set_recovered(true);
+        m.add_warnings(note);
+        for (const auto& d : devices_) {
+          SetState(m.mutable_devices(d->index), d->state);
+        }
+      },
+      EventInfo(note, true));
+  if (stage != JournalStage::kHandedOver) {
+    Fail(absl::AbortedError(
+        "interrupted by a restart of the source daemon before the commit "
+        "point"));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    handed_over_ = true;
+  }
+  committing_.store(true);
+  // The hand-over is recorded: the devices stay stopped. A save session
+  // that died with the old daemon leaves its device in STOP_COPY; STOP is
+  // where a device that no longer runs belongs.
+  Wave close;
+  close.phase = WavePhase::kStopAfterCopy;
+  for (const auto& d : devices_) {
+    if (d->state == DeviceState::STOP_COPY) {
+      close.arcs.push_back(PlannedArc{.device = d->id,
+                                      .from = DeviceState::STOP_COPY,
+                                      .to = DeviceState::STOP});
+    }
+  }
+  if (!close.arcs.empty()) {
+    observer_->SetWave(0, "recovery");
+    WaveResult result = executor_->RunWave(close);
+    if (!result.status.ok()) {
+      spdlog::warn("migration {}: closing save sessions: {}", spec_.id,
+                   std::string(result.status.message()));
+    }
+  }
+  tracker_->Publish(
+      [](v1::Migration& m) {
+        m.set_handed_over(true);
+        m.set_phase(v1::MIGRATION_PHASE_COMMITTING);
+      },
+      EventInfo("the hand-over was recorded before the restart: committing "
+                "on the destination"));
+  CompleteHandOver();
 }
 
 absl::Status SourceMigration::PrepareDestination() {
@@ -407,34 +641,6 @@ absl::Status SourceMigration::CheckContinue() {
       return absl::UnavailableError(absl::StrCat("connection to destination ",
                                                  spec_.destination, " lost"));
     }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SourceMigration::CommitDestination() {
-  tracker_->Publish(
-      [](v1::Migration& m) { m.set_phase(v1::MIGRATION_PHASE_COMMITTING); },
-      EventInfo("committing: destination resumes its devices"));
-  PeerClient* peer;
-  {
-    absl::MutexLock lock(&mu_);
-    peer = peer_.get();
-  }
-  absl::StatusOr<v1::CommitResponse> response = peer->Commit(
-      spec_.id, spec_.peer_timeout + DestinationBudget(kCommitWaves));
-  commit_done_ = absl::Now();
-  if (!response.ok()) return response.status();
-  std::vector<std::string> not_running;
-  for (const v1::DeviceStatus& device : response->devices()) {
-    if (device.state() != v1::DEVICE_STATE_RUNNING) {
-      not_running.push_back(
-          absl::StrCat(device.device_id(), " ", device.state_name()));
-    }
-  }
-  if (!not_running.empty()) {
-    return absl::InternalError(
-        absl::StrCat("destination committed but not every device is RUNNING: ",
-                     absl::StrJoin(not_running, ", ")));
   }
   return absl::OkStatus();
 }

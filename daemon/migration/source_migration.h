@@ -14,13 +14,25 @@
 //   4. QUIESCE / STOP_COPY: the remaining source waves; after kStopCopy,
 //      every device's save session is streamed to its end (one thread per
 //      device), END sent, and each stream's summary checked.
-//   5. COMMITTING: Commit; the destination resumes its devices.
-// Success leaves the source devices in STOP. Any failure (an arc that fails,
-// or is late under the sla policy; a destination error or lost connection; a
-// stream error; Cancel) rolls back: the streams are cancelled, the
-// destination told to Abort (concurrently, best effort), and the executor
-// brings every source device back to RUNNING (group-ordered). No exit path
-// leaves a source device stopped.
+//   5. COMMITTING: Load (every destination device loads its state, STOP,
+//      and the destination records that it holds it), then THE COMMIT
+//      POINT: the hand-over recorded durably in the journal
+//      (PROTOCOL.md), then Commit, repeated until the destination answers;
+//      the destination resumes its devices.
+// Success leaves the source devices in STOP. Any failure before the commit
+// point (an arc that fails, or is late under the sla policy; a destination
+// error or lost connection; a stream error; Cancel) rolls back: the streams
+// are cancelled, the destination told to Abort (concurrently; if the call
+// does not get through, the AbortSender keeps trying), and the executor
+// brings every source device back to RUNNING (group-ordered). After the
+// commit point nothing rolls back: the source devices stay stopped and the
+// migration waits for the destination. No exit path leaves a source device
+// stopped without the destination owning the group.
+//
+// Crash recovery (spec.recover_from set) continues a migration of an
+// earlier life of the daemon from its journal stage instead: kStarted rolls
+// back as above; kHandedOver brings devices found in STOP_COPY to STOP and
+// goes on with Commit.
 //
 // Memory stays bounded by one frame buffer per device: device state goes
 // from the save session to gRPC frame by frame, and a slow destination
@@ -37,6 +49,7 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,10 +61,13 @@
 #include "daemon/core/planner.h"
 #include "daemon/core/precopy.h"
 #include "daemon/engine/transition_executor.h"
+#include "daemon/migration/abort_sender.h"
 #include "daemon/migration/device_leases.h"
+#include "daemon/migration/migration_journal.h"
 #include "daemon/migration/migration_tracker.h"
 #include "daemon/migration/source_peer.h"
 #include "daemon/migration/switchover.h"
+#include "daemon/store/journal.h"
 #include "daemon/stream/format.h"
 #include "plugins/backend.h"
 
@@ -86,6 +102,14 @@ struct SourceMigrationSpec {
   absl::Duration switchover_timeout = absl::Seconds(30);
   // Held until the migration has finished; released before the final event.
   Lease lease;
+  // The migration's journal row (stage kStarted already recorded).
+  std::shared_ptr<MigrationJournal> journal;
+  // Takes over Aborts that did not get through. May be null (tests).
+  AbortSender* abort_sender = nullptr;
+  // Crash recovery: the journal stage to continue from (kStarted or
+  // kHandedOver), and whether the switchover had paused the workload.
+  std::optional<JournalStage> recover_from;
+  bool workload_paused = false;
 };
 
 class SourceMigration {
@@ -106,6 +130,10 @@ class SourceMigration {
   // tells when it is done. No effect once Commit has been sent (the
   // destination may already run the devices) or the migration finished.
   void Cancel(const std::string& reason);
+  // For the daemon's exit: Cancel, and after the commit point stop
+  // retrying Commit without finishing (the journal keeps the hand-over;
+  // the next start continues it). Returns at once; Join waits.
+  void Shutdown();
   // Waits for the migration thread.
   void Join();
   // The control plane's go-ahead for the switchover (SwitchoverAction::
@@ -119,11 +147,20 @@ class SourceMigration {
   class Observer;
 
   void Run();
+  // Everything up to and including Load.
   absl::Status Migrate();
+  // Records the commit point. An error leaves the migration before it.
+  absl::Status HandOver();
+  // After the commit point: Commit until answered, then Succeed or
+  // FinishUnresumed; returns without finishing on Shutdown.
+  void CompleteHandOver();
+  absl::StatusOr<v1::CommitResponse> DeliverCommit();
+  // Crash recovery (spec_.recover_from).
+  void Recover();
+  absl::Status LoadDestination();
   absl::Status PrepareDestination();
   absl::Status OpenStreams();
   absl::Status RunWave(size_t index);
-  absl::Status CommitDestination();
   // Cancelled, or the destination connection is gone.
   absl::Status CheckContinue();
   DeviceRun* Find(const std::string& id);
@@ -141,8 +178,14 @@ class SourceMigration {
   void EnterRollback();
 
   // source_outcome.cc
-  void Succeed();
+  // `response`: the destination's answer to Commit.
+  void Succeed(const v1::CommitResponse& response);
+  // Before the commit point only.
   void Fail(const absl::Status& cause);
+  // After the commit point, when the destination does not run the group
+  // (it lost the state, or a device failed even its reset).
+  void FinishUnresumed(const absl::Status& cause,
+                       const v1::CommitResponse* response);
 
   // source_streaming.cc
   absl::Status RunPrecopy(int wave);
@@ -171,6 +214,7 @@ class SourceMigration {
   // Set from any thread.
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> committing_{false};
+  std::atomic<bool> shutting_down_{false};
   // Tells pumps to stop (failure or cancel).
   std::atomic<bool> stop_{false};
 
@@ -178,6 +222,8 @@ class SourceMigration {
   // the devices' streams (created and destroyed by the migration thread).
   absl::Mutex mu_;
   std::string cancel_reason_ ABSL_GUARDED_BY(mu_);
+  // Wakes DeliverCommit's backoff on Shutdown.
+  bool stop_waiting_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<PeerClient> peer_ ABSL_GUARDED_BY(mu_);
 
   // The migration thread's own state.
@@ -186,6 +232,11 @@ class SourceMigration {
   bool prepare_sent_ = false;
   // The destination accepted every device and holds them in RESUMING.
   bool prepared_ = false;
+  // Load was sent: the destination may hold the state (and then waits for
+  // a verdict, which Fail must deliver).
+  bool load_sent_ = false;
+  // The commit point is recorded: no rollback from here on.
+  bool handed_over_ = false;
   bool paused_ = false;
   std::string failed_device_;
   std::string failed_arc_;

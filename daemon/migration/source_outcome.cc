@@ -19,9 +19,18 @@ int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
 }  // namespace
 
-void SourceMigration::Succeed() {
+void SourceMigration::Succeed(const v1::CommitResponse& response) {
   // Every call returned (the waves did), so this does not block.
   executor_.reset();
+  std::vector<std::string> resets;
+  for (const v1::DeviceStatus& device : response.devices()) {
+    if (device.was_reset()) {
+      resets.push_back(absl::StrCat(
+          "destination device ", device.device_id(),
+          " needed VFIO_DEVICE_RESET after the commit point: it runs, but "
+          "its migrated state is lost"));
+    }
+  }
   const absl::Duration downtime = downtime_start_ == absl::InfinitePast()
                                       ? absl::ZeroDuration()
                                       : commit_done_ - downtime_start_;
@@ -35,10 +44,15 @@ void SourceMigration::Succeed() {
       throughput, absl::ToInt64Milliseconds(downtime));
   spdlog::info("migration {}: {}", spec_.id, message);
   spec_.lease.Release();
+  for (const std::string& reset : resets) {
+    spdlog::error("migration {}: {}", spec_.id, reset);
+  }
   tracker_->Finish(
       [&](v1::Migration& m) {
         m.set_outcome(v1::MIGRATION_OUTCOME_SUCCEEDED);
         m.set_phase(v1::MIGRATION_PHASE_DONE);
+        m.set_running_side("destination");
+        for (const std::string& reset : resets) m.add_warnings(reset);
         m.set_downtime_ms(
             static_cast<uint64_t>(absl::ToInt64Milliseconds(downtime)));
         m.set_throughput_mib_s(throughput);
@@ -52,7 +66,49 @@ void SourceMigration::Succeed() {
       EventInfo(message));
 }
 
+void SourceMigration::FinishUnresumed(const absl::Status& cause,
+                                      const v1::CommitResponse* response) {
+  executor_.reset();
+  // Lost: the destination answered that it holds nothing to commit. The
+  // source devices keep the state (stopped), but after the commit point
+  // they never run here again.
+  const bool lost = response == nullptr;
+  const std::string error = absl::StrCat(
+      lost ? "the destination no longer holds the state after the commit "
+             "point: "
+           : "",
+      cause.message(),
+      lost ? "; the source devices stay stopped (never resumed after the "
+             "hand-over): the group runs nowhere"
+           : "");
+  spdlog::error("migration {}: {}", spec_.id, error);
+  spec_.lease.Release();
+  tracker_->Finish(
+      [&](v1::Migration& m) {
+        m.set_outcome(v1::MIGRATION_OUTCOME_FAILED);
+        m.set_phase(v1::MIGRATION_PHASE_DONE);
+        m.set_error(error);
+        m.set_running_side(lost ? "" : "destination");
+        m.set_bytes_sent(bytes_sent_.load());
+        m.set_finished_unix_ms(UnixMillis(absl::Now()));
+        for (const auto& d : devices_) {
+          SetState(m.mutable_devices(d->index), d->state);
+        }
+      },
+      EventInfo(absl::StrCat("failed after the commit point: ", error), true));
+}
+
 void SourceMigration::Fail(const absl::Status& cause) {
+  if (handed_over_) {
+    // Never reached by design; rolling back now would run the group on
+    // both sides.
+    spdlog::critical(
+        "migration {}: failure after the commit point must not roll back: "
+        "{}",
+        spec_.id, std::string(cause.message()));
+    FinishUnresumed(cause, nullptr);
+    return;
+  }
   const bool cancelled =
       cancelled_.load() && cause.code() == absl::StatusCode::kCancelled;
   const std::string error(cause.message());
@@ -156,9 +212,26 @@ void SourceMigration::Fail(const absl::Status& cause) {
 
   if (abort_thread.joinable()) abort_thread.join();
   std::string destination_message;
+  // The destination may hold the state and wait for this verdict (after
+  // Load it never gives up on its own): if the Abort did not get through,
+  // it must be delivered later. Unreachable or timed out only; an answer
+  // of any kind is a delivery.
+  const bool undelivered =
+      load_sent_ && !abort_result.ok() &&
+      (abort_result.status().code() == absl::StatusCode::kUnavailable ||
+       abort_result.status().code() == absl::StatusCode::kDeadlineExceeded ||
+       abort_result.status().code() == absl::StatusCode::kCancelled ||
+       abort_result.status().code() == absl::StatusCode::kUnknown ||
+       abort_result.status().code() == absl::StatusCode::kInternal);
+  if (undelivered && spec_.journal != nullptr) {
+    (void)spec_.journal->Update(
+        [](JournalEntry& e) { e.pending = PeerVerdict::kAbort; },
+        Durability::kDurable);
+  }
   if (!abort_result.ok()) {
-    destination_message = absl::StrCat("destination abort failed: ",
-                                       abort_result.status().message());
+    destination_message = absl::StrCat(
+        "destination abort failed: ", abort_result.status().message(),
+        undelivered ? " (retried until the destination answers)" : "");
     // A destination that never accepted the migration has nothing to undo.
     if (prepared_) problems.push_back(destination_message);
     spdlog::log(prepared_ ? spdlog::level::warn : spdlog::level::info,
@@ -194,11 +267,17 @@ void SourceMigration::Fail(const absl::Status& cause) {
       [&](v1::Migration& m) {
         m.set_outcome(outcome);
         m.set_phase(v1::MIGRATION_PHASE_DONE);
+        m.set_running_side("source");
         for (const std::string& problem : problems) m.add_warnings(problem);
         m.set_bytes_sent(bytes_sent_.load());
         m.set_finished_unix_ms(UnixMillis(absl::Now()));
       },
       EventInfo(final_message, !problems.empty()));
+  if (undelivered && spec_.abort_sender != nullptr &&
+      spec_.journal != nullptr) {
+    spec_.abort_sender->Add(spec_.journal, spec_.destination,
+                            spec_.peer_credentials, error);
+  }
 }
 
 }  // namespace vfiomig

@@ -83,6 +83,21 @@ absl::StatusOr<v1::PrepareResponse> PeerClient::Prepare(
   return response;
 }
 
+absl::StatusOr<v1::LoadResponse> PeerClient::Load(
+    const std::string& migration_id, absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(timeout));
+  const PendingCall pending(this, &context);
+  v1::LoadRequest request;
+  request.set_migration_id(migration_id);
+  v1::LoadResponse response;
+  grpc::Status status = stub_->Load(&context, request, &response);
+  if (!status.ok()) {
+    return FromGrpc(status, absl::StrCat("destination ", target_, ": Load"));
+  }
+  return response;
+}
+
 absl::StatusOr<v1::CommitResponse> PeerClient::Commit(
     const std::string& migration_id, absl::Duration timeout) {
   grpc::ClientContext context;

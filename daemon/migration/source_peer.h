@@ -59,6 +59,8 @@ class PeerClient {
   // when the call itself failed.
   absl::StatusOr<v1::PrepareResponse> Prepare(const v1::PrepareRequest& request,
                                               absl::Duration timeout);
+  absl::StatusOr<v1::LoadResponse> Load(const std::string& migration_id,
+                                        absl::Duration timeout);
   absl::StatusOr<v1::CommitResponse> Commit(const std::string& migration_id,
                                             absl::Duration timeout);
   // Never cancelled by CancelPending: an abort must get through.
@@ -66,8 +68,9 @@ class PeerClient {
                                           const std::string& reason,
                                           absl::Duration timeout);
 
-  // Cancels the Prepare or Commit in flight, if any, and every later one
-  // (the migration is over; only Abort may follow).
+  // Cancels the Prepare, Load or Commit in flight, if any, and every later
+  // one (the migration is over, or the daemon stops; only Abort may
+  // follow).
   void CancelPending();
 
   // False when the connection the open streams use is gone: the channel is

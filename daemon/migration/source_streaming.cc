@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "daemon/crash_point.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/migration/source_migration.h"
 #include "spdlog/spdlog.h"
@@ -118,6 +119,8 @@ void SourceMigration::OnFrame(DeviceRun& device, stream::Section section,
   (section == stream::Section::kPreCopy ? device.pre_copy_sent
                                         : device.stop_copy_sent)
       .fetch_add(bytes);
+  CrashPoint(section == stream::Section::kPreCopy ? "source:frame:pre-copy"
+                                                  : "source:frame:stop-copy");
   bytes_sent_.fetch_add(bytes);
   tracker_->Progress(
       [&](v1::Migration& m) {
@@ -291,6 +294,17 @@ absl::Status SourceMigration::Switchover(int wave) {
       },
       EventInfo(message, wave, "switchover"));
   const SwitchoverContext context = MakeSwitchoverContext();
+  // Recorded first: a daemon that dies from here on resumes the workload
+  // when it recovers (resuming one the action did not pause is harmless).
+  if (spec_.journal != nullptr) {
+    if (absl::Status s = spec_.journal->Update(
+            [](JournalEntry& e) { e.workload_paused = true; },
+            Durability::kDurable);
+        !s.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot record the switchover in the journal: ", s.message()));
+    }
+  }
   if (absl::Status s = spec_.switchover->Pause(context); !s.ok()) {
     return absl::Status(
         s.code(),
@@ -298,6 +312,13 @@ absl::Status SourceMigration::Switchover(int wave) {
                      "' could not pause: ", s.message()));
   }
   paused_ = true;
+  if (spec_.journal != nullptr && !spec_.switchover->PausedWorkload()) {
+    // Nothing for a restarted source to resume either.
+    (void)spec_.journal->Update(
+        [](JournalEntry& e) { e.workload_paused = false; },
+        Durability::kRelaxed);
+  }
+  CrashPoint("source:switchover");
   return absl::OkStatus();
 }
 

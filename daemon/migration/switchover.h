@@ -22,11 +22,16 @@
 //    RPC), for actions whose Pause waits for one; Cancel (any thread) makes
 //    a waiting Pause return.
 // Destination side:
-//  - Start runs once every destination device is RUNNING: the workload
-//    starts on this host. Its error fails the commit (the source then rolls
-//    back and resumes its workload), so exactly one side runs.
+//  - CheckStart runs at Load, every device loaded and STOP, before the
+//    commit point (daemon/migration/PROTOCOL.md): whether Start can work
+//    (qmp: the VM's monitor answers). Its error fails the load, so the
+//    source rolls back and resumes its workload.
+//  - Start runs once every destination device is RUNNING, after the commit
+//    point: the workload starts on this host. The source never resumes
+//    after that point, so its error is reported (the migration FAILED, the
+//    devices RUNNING here) and cannot hand the workload back.
 //
-// Pause, Resume and Start are called from one migration thread; one action
+// Pause, Resume, CheckStart and Start are called from one migration thread; one action
 // object serves one migration on one side.
 #ifndef VFIOMIG_DAEMON_MIGRATION_SWITCHOVER_H_
 #define VFIOMIG_DAEMON_MIGRATION_SWITCHOVER_H_
@@ -75,6 +80,16 @@ class SwitchoverAction {
   }
   virtual absl::Status Pause(const SwitchoverContext& context) = 0;
   virtual absl::Status Resume(const SwitchoverContext& context) = 0;
+  // After a successful Pause: whether it stopped a workload that Resume
+  // must start again (qmp: false for a VM that was not running). The
+  // journal keeps the answer across restarts.
+  virtual bool PausedWorkload() const { return true; }
+  // A restarted source whose journal says Pause stopped the workload and
+  // nothing resumed it since: this new object's Resume must resume it.
+  virtual void AssumePaused() {}
+  virtual absl::Status CheckStart(const SwitchoverContext& context) {
+    return absl::OkStatus();
+  }
   virtual absl::Status Start(const SwitchoverContext& context) {
     return absl::OkStatus();
   }

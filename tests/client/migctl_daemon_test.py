@@ -312,7 +312,7 @@ def start_daemon(migd, migctl, tmp):
     log = open(os.path.join(tmp, "migd.log"), "w+")
     daemon = subprocess.Popen(
         [migd, "--listen", "unix:" + socket_path, "--backend", "sim",
-         "--sim-config", config],
+         "--sim-config", config, "--state-dir", os.path.join(tmp, "state")],
         stdout=log, stderr=subprocess.STDOUT)
     env = Env(migctl, socket_path)
     deadline = time.monotonic() + 30

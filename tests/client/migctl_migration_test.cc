@@ -120,6 +120,9 @@ TEST(MigrationToJsonTest, HasTheDocumentedShape) {
                                             "warnings",
                                             "started_unix_ms",
                                             "finished_unix_ms",
+                                            "handed_over",
+                                            "running_side",
+                                            "recovered",
                                             "duration_ms"}));
   EXPECT_EQ(json["outcome"], "SUCCEEDED");
   EXPECT_EQ(json["phase"], "DONE");
@@ -246,20 +249,33 @@ TEST(ExitCodeTest, FollowsOutcomeAndDeviceStates) {
 
 TEST(MigrationTableTest, ShowsTheDocumentedColumns) {
   v1::ListMigrationsResponse response;
-  *response.add_migrations() = Succeeded();
+  v1::Migration succeeded = Succeeded();
+  succeeded.set_running_side("destination");
+  *response.add_migrations() = succeeded;
   v1::Migration failed = FailedOnDrain();
   failed.set_id("m-2");
   failed.set_started_unix_ms(0);
+  failed.set_running_side("source");
+  failed.set_recovered(true);
   *response.add_migrations() = failed;
+  v1::Migration committing = Succeeded();
+  committing.set_id("m-3");
+  committing.set_outcome(v1::MIGRATION_OUTCOME_IN_PROGRESS);
+  committing.set_handed_over(true);
+  *response.add_migrations() = committing;
   std::ostringstream out;
   RenderMigrationTable(response, out);
   const std::string text = out.str();
-  EXPECT_THAT(text, HasSubstr("ID   ROLE    OUTCOME    PHASE  DEVICES"));
-  EXPECT_THAT(text, ContainsRegex("BYTES +DOWNTIME +STARTED\n"));
-  EXPECT_THAT(text, ContainsRegex("\nm-1  source  SUCCEEDED  DONE   gpu0,nic0 "
-                                  " +72.0 MiB  120 ms +20[0-9-]+ [0-9:]+\n"));
+  EXPECT_THAT(text, HasSubstr("ID   ROLE    OUTCOME      PHASE  DEVICES"));
+  EXPECT_THAT(text, ContainsRegex("BYTES +DOWNTIME +STARTED +RUNS ON\n"));
+  EXPECT_THAT(text,
+              ContainsRegex("\nm-1  source  SUCCEEDED    DONE   gpu0,nic0 "
+                            " +72.0 MiB  120 ms +20[0-9-]+ [0-9:]+  "
+                            "destination\n"));
   EXPECT_THAT(text, ContainsRegex("\nm-2  source  FAILED +DONE   "
-                                  "gpu0,nic0,gpu1>gpu7  72.0 MiB  - +-\n"));
+                                  "gpu0,nic0,gpu1>gpu7  72.0 MiB  - +- +"
+                                  "source, recovered\n"));
+  EXPECT_THAT(text, ContainsRegex("\nm-3 .* destination \\(committing\\)\n"));
   std::ostringstream empty;
   RenderMigrationTable(v1::ListMigrationsResponse(), empty);
   EXPECT_EQ(empty.str(), "No migrations.\n");

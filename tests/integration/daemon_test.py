@@ -88,8 +88,10 @@ class Daemon:
         with open(self.config_path, "w") as f:
             json.dump(sim_config, f)
         self.log_path = os.path.join(workdir, "daemon-%d.log" % stamp)
+        self.state_dir = os.path.join(workdir, "state-%d" % stamp)
         self.args = [ARGS.daemon, "--backend", "sim",
                      "--sim-config", self.config_path,
+                     "--state-dir", self.state_dir,
                      "--listen", self.target, "--log-level", "debug"]
         self.args += list(extra_args)
         self.process = None

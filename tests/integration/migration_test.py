@@ -72,11 +72,24 @@ class Daemon:
             json.dump({"devices": devices}, f)
         self.server = "unix:" + os.path.join(tmp, f"{name}.sock")
         self.log_path = os.path.join(tmp, f"{name}.log")
+        self.args = [migd, "--listen", self.server, "--backend", "sim",
+                     "--sim-config", self.config, "--log-level", "info",
+                     "--state-dir", os.path.join(tmp, f"{name}-state"),
+                     *extra]
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [migd, "--listen", self.server, "--backend", "sim",
-             "--sim-config", self.config, "--log-level", "info", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def restart(self, ctl):
+        """SIGTERM, then the same daemon again (same state dir), once it
+        answers."""
+        self.stop()
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_until(lambda: self.proc.poll() is None and ctl.run(
+            self.server, "--timeout", "1", "devices", "--no-digest"
+        ).returncode == 0, 30, f"{self.name} to answer after a restart", 0.1)
 
     def status_kib(self, key):
         """VmRSS / VmHWM of the daemon, in KiB."""
@@ -298,6 +311,18 @@ def test_group(env):
         assert listed[result["id"]]["role"] == "source", listed
         incoming = ctl.migrations(pair.dst)
         assert incoming[result["id"]]["role"] == "destination", incoming
+
+        # The history survives a restart of both daemons (the journal in
+        # --state-dir), with the outcome and the figures.
+        for daemon in (pair.src, pair.dst):
+            daemon.restart(ctl)
+        again = ctl.migrations(pair.src)[result["id"]]
+        for key in ("outcome", "role", "bytes_sent", "downtime_ms",
+                    "started_unix_ms", "finished_unix_ms"):
+            assert again[key] == listed[result["id"]][key], (key, again)
+        again = ctl.migrations(pair.dst)[result["id"]]
+        assert again["outcome"] == "SUCCEEDED", again
+        assert again["role"] == "destination", again
         RESULTS["group"] = (
             f"{result['bytes_sent'] / MiB:.1f} MiB in "
             f"{result['duration_ms']} ms, throughput "

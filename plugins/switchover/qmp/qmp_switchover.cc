@@ -7,6 +7,9 @@
 //    that somebody else had paused.
 //  - Resume (source, after a rollback): `cont`, RESUME event, `query-status`
 //    running; only if Pause stopped it.
+//  - CheckStart (destination, at Load, before the commit point): the VM's
+//    monitor answers `query-status`, so that Start can work; without a
+//    socket there is nothing to check.
 //  - Start (destination, every device RUNNING): `cont`. A VM still in
 //    "inmigrate" (QEMU's own incoming migration not done) gets autostart
 //    from `cont` and runs when that migration completes. A destination
@@ -108,6 +111,22 @@ class QmpSwitchover final : public SwitchoverAction {
     absl::Status status = Continue(context, /*allow_inmigrate=*/false);
     if (status.ok()) paused_by_us_ = false;
     return status;
+  }
+
+  bool PausedWorkload() const override { return paused_by_us_; }
+  void AssumePaused() override { paused_by_us_ = true; }
+
+  absl::Status CheckStart(const SwitchoverContext& context) override {
+    if (context.vmm_socket.empty()) return absl::OkStatus();
+    const absl::Time deadline = absl::Now() + context.timeout;
+    absl::StatusOr<std::unique_ptr<QmpClient>> client =
+        QmpClient::Connect(context.vmm_socket, deadline);
+    if (!client.ok()) return client.status();
+    absl::StatusOr<VmStatus> status = QueryStatus(**client, deadline);
+    if (!status.ok()) return status.status();
+    spdlog::info("migration {}: {} answers (status {}); it can start here",
+                 context.migration_id, Vm(context), status->status);
+    return absl::OkStatus();
   }
 
   absl::Status Start(const SwitchoverContext& context) override {

@@ -65,13 +65,21 @@ TEST_F(DestinationCommitTest, HappyPath) {
                 nic_summary.pre_copy_bytes() + nic_summary.stop_copy_bytes());
   EXPECT_EQ(service_->registry().active(), 0u);
 
-  // Late Abort and Commit change nothing.
+  // Late Abort and Commit change nothing; a repeated Commit (its first
+  // answer was lost) gets the final states again.
   v1::AbortResponse aborted;
   ASSERT_TRUE(Abort("m-happy", &aborted).ok());
   EXPECT_EQ(aborted.devices_size(), 2);
   EXPECT_EQ(TargetDigest("dgpu0"), gpu.digest);
-  EXPECT_EQ(Commit("m-happy", &response).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(TargetState("dgpu0"), DeviceState::RUNNING);
+  v1::CommitResponse again;
+  ASSERT_TRUE(Commit("m-happy", &again).ok());
+  ASSERT_EQ(again.devices_size(), 2);
+  for (const v1::DeviceStatus& d : again.devices()) {
+    EXPECT_EQ(d.state(), v1::DEVICE_STATE_RUNNING) << d.device_id();
+  }
+  EXPECT_TRUE(Record("m-happy").handed_over());
+  EXPECT_EQ(Record("m-happy").running_side(), "destination");
 }
 
 TEST_F(DestinationCommitTest, CommitBeforeStreamsEndedRollsBack) {

@@ -1,0 +1,50 @@
+#include "daemon/migration/migration_journal.h"
+
+#include "spdlog/spdlog.h"
+
+namespace vfiomig {
+
+absl::Status MigrationJournal::Update(
+    absl::FunctionRef<void(JournalEntry&)> change, Durability durability) {
+  absl::MutexLock lock(&mu_);
+  JournalEntry next = entry_;
+  change(next);
+  if (journal_ != nullptr) {
+    if (absl::Status s = journal_->Write(next, durability); !s.ok()) {
+      spdlog::error("migration {}: journal write failed: {}", next.record.id(),
+                    std::string(s.message()));
+      return s;
+    }
+  }
+  entry_ = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::Status MigrationJournal::SetStage(JournalStage stage) {
+  return Update([&](JournalEntry& e) { e.stage = stage; },
+                Durability::kDurable);
+}
+
+void MigrationJournal::Snapshot(const v1::Migration& record) {
+  (void)Update([&](JournalEntry& e) { e.record = record; },
+               Durability::kRelaxed);
+}
+
+void MigrationJournal::Finish(const v1::Migration& record) {
+  (void)Update(
+      [&](JournalEntry& e) {
+        e.record = record;
+        e.stage = JournalStage::kDone;
+        // A finished migration has no Commit left to deliver (an Abort
+        // may still be owed).
+        if (e.pending == PeerVerdict::kCommit) e.pending = PeerVerdict::kNone;
+      },
+      Durability::kDurable);
+}
+
+JournalEntry MigrationJournal::entry() const {
+  absl::MutexLock lock(&mu_);
+  return entry_;
+}
+
+}  // namespace vfiomig

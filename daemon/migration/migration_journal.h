@@ -1,0 +1,55 @@
+// MigrationJournal: one migration's row in the Journal (daemon/store), as
+// the side running it sees it. Keeps the entry as last written, so that a
+// stage change and a snapshot of the resource always write a whole,
+// consistent row.
+//
+// Without a Journal (null) nothing is recorded: for unit tests of other
+// concerns only; the daemon always has one.
+//
+// Thread-safe.
+#ifndef VFIOMIG_DAEMON_MIGRATION_MIGRATION_JOURNAL_H_
+#define VFIOMIG_DAEMON_MIGRATION_MIGRATION_JOURNAL_H_
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/store/journal.h"
+#include "vfiomig/v1/control.pb.h"
+
+namespace vfiomig {
+
+class MigrationJournal {
+ public:
+  MigrationJournal(Journal* journal, JournalEntry initial)
+      : journal_(journal), entry_(std::move(initial)) {}
+
+  MigrationJournal(const MigrationJournal&) = delete;
+  MigrationJournal& operator=(const MigrationJournal&) = delete;
+
+  bool enabled() const { return journal_ != nullptr; }
+
+  // Applies `change` and writes the row. On error the entry is left as it
+  // was, and the caller must not act as if the change were recorded.
+  absl::Status Update(absl::FunctionRef<void(JournalEntry&)> change,
+                      Durability durability);
+  absl::Status SetStage(JournalStage stage);
+  // The resource as it is now; relaxed. A failure is logged, not returned:
+  // nothing recovery relies on comes from snapshots (it reads devices).
+  void Snapshot(const v1::Migration& record);
+  // The final resource, stage kDone, durably. Logged on failure (the
+  // migration is over either way; the next start-up would recover it
+  // again from its last stage, which is safe).
+  void Finish(const v1::Migration& record);
+
+  JournalEntry entry() const;
+
+ private:
+  Journal* const journal_;
+  mutable absl::Mutex mu_;
+  JournalEntry entry_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace vfiomig
+
+#endif  // VFIOMIG_DAEMON_MIGRATION_MIGRATION_JOURNAL_H_
