@@ -142,6 +142,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [env.migd, "--listen", self.target, "--backend", "sim",
              "--sim-config", self.config, "--log-level", "warn",
+             "--state-dir", os.path.join(env.work, f"{name}-state"),
              *env.daemon_flags],
             stdout=self.log, stderr=subprocess.STDOUT,
             preexec_fn=(None if cpu is None else

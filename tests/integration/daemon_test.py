@@ -395,7 +395,8 @@ class LifecycleTest(unittest.TestCase):
         # A --devices id that is no usable VFIO device on this host.
         vfio = subprocess.run(
             [ARGS.daemon, "--backend", "vfio", "--devices", "0000:ff:1f.7",
-             "--listen", "unix:" + os.path.join(self.workdir, "v.sock")],
+             "--listen", "unix:" + os.path.join(self.workdir, "v.sock"),
+             "--state-dir", os.path.join(self.workdir, "v-state")],
             capture_output=True, text=True, timeout=EXIT_TIMEOUT_S)
         self.assertNotEqual(vfio.returncode, 0)
         self.assertIn("no device '0000:ff:1f.7' on this host",
@@ -410,7 +411,8 @@ class LifecycleTest(unittest.TestCase):
         from vfiomig.v1 import control_pb2_grpc
         daemon = Daemon(self.workdir, socket_name="v.sock")
         daemon.args = [ARGS.daemon, "--backend", "vfio", "--listen",
-                       daemon.target, "--log-level", "debug"]
+                       daemon.target, "--log-level", "debug",
+                       "--state-dir", daemon.state_dir]
         self.daemons.append(daemon.start())
         daemon.wait_serving()
         with daemon.channel() as channel:
