@@ -35,7 +35,36 @@ std::string Msg(const absl::Status& status) {
   return std::string(status.message());
 }
 
+// What a restart needs to start the workload here (DestinationSettings ->
+// the journal row's Workload; DestinationSwitchoverContext reverses it).
+v1::Workload WorkloadOf(const DestinationSettings& settings) {
+  v1::Workload workload;
+  workload.set_domain(settings.domain);
+  if (settings.switchover == nullptr) return workload;
+  workload.set_switchover(std::string(settings.switchover->name()));
+  workload.set_destination_qmp_socket(settings.switchover_context.vmm_socket);
+  workload.set_switchover_timeout_ms(static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(settings.switchover_context.timeout)));
+  return workload;
+}
+
 }  // namespace
+
+SwitchoverContext DestinationSwitchoverContext(
+    const std::string& id, const std::string& source_host,
+    const v1::Workload& workload, std::vector<std::string> targets) {
+  SwitchoverContext context;
+  context.side = SwitchoverSide::kDestination;
+  context.migration_id = id;
+  context.destination = source_host;
+  context.vmm_socket = workload.destination_qmp_socket();
+  context.domain = workload.domain();
+  if (workload.switchover_timeout_ms() > 0) {
+    context.timeout = absl::Milliseconds(workload.switchover_timeout_ms());
+  }
+  context.devices = std::move(targets);
+  return context;
+}
 
 DestinationMigration::DestinationMigration(DestinationSettings settings,
                                            std::vector<PreparedTarget> targets,
@@ -62,8 +91,12 @@ DestinationMigration::DestinationMigration(DestinationSettings settings,
                                       .stage = JournalStage::kStarted,
                                       .record = ToProto(),
                                       .pending = PeerVerdict::kNone,
-                                      .switchover = "",
-                                      .workload_paused = false});
+                                      .switchover = std::string(
+                                          settings_.switchover == nullptr
+                                              ? ""
+                                              : settings_.switchover->name()),
+                                      .workload_paused = false,
+                                      .workload = WorkloadOf(settings_)});
 }
 
 DestinationMigration::~DestinationMigration() = default;

@@ -74,6 +74,12 @@ struct DestinationSettings {
   bool recovering = false;
 };
 
+// The destination side's SwitchoverContext for migration `id` from
+// `source_host` of `workload` to the devices `targets` (group order).
+SwitchoverContext DestinationSwitchoverContext(
+    const std::string& id, const std::string& source_host,
+    const v1::Workload& workload, std::vector<std::string> targets);
+
 class DestinationMigration
     : public std::enable_shared_from_this<DestinationMigration>,
       private ExecutorObserver {

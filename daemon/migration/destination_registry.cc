@@ -115,18 +115,12 @@ absl::StatusOr<v1::PrepareResponse> DestinationRegistry::Prepare(
           absl::StrCat("workload.switchover: ", action.status().message()));
     }
     switchover = *std::move(action);
-    switchover_context.side = SwitchoverSide::kDestination;
-    switchover_context.migration_id = id;
-    switchover_context.destination = request.source_host();
-    switchover_context.vmm_socket = request.workload().destination_qmp_socket();
-    switchover_context.domain = request.workload().domain();
-    if (request.workload().switchover_timeout_ms() > 0) {
-      switchover_context.timeout =
-          absl::Milliseconds(request.workload().switchover_timeout_ms());
-    }
+    std::vector<std::string> targets;
     for (const v1::PeerDevice& d : request.devices()) {
-      switchover_context.devices.push_back(d.target_device_id());
+      targets.push_back(d.target_device_id());
     }
+    switchover_context = DestinationSwitchoverContext(
+        id, request.source_host(), request.workload(), std::move(targets));
     if (absl::Status s = switchover->Validate(switchover_context); !s.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("switchover '", request.workload().switchover(),
@@ -316,6 +310,19 @@ absl::StatusOr<v1::CommitResponse> DestinationRegistry::Commit(
 absl::Status DestinationRegistry::Recover(const JournalEntry& entry) {
   const v1::Migration& record = entry.record;
   const std::string& id = record.id();
+  // The action that starts the workload once the recovered commit has
+  // every device RUNNING.
+  std::shared_ptr<SwitchoverAction> switchover;
+  if (!entry.switchover.empty()) {
+    absl::StatusOr<std::unique_ptr<SwitchoverAction>> action =
+        SwitchoverRegistry::Create(entry.switchover);
+    if (!action.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot recover incoming migration ", id, ": ",
+                       action.status().message()));
+    }
+    switchover = *std::move(action);
+  }
   std::vector<PreparedTarget> targets;
   std::vector<std::string> ids;
   for (const v1::MigrationDevice& md : record.devices()) {
@@ -355,6 +362,10 @@ absl::Status DestinationRegistry::Recover(const JournalEntry& entry) {
                     ? DeadlinePolicy::kMandatory
                     : DeadlinePolicy::kSla,
       .abort_timeout = options_.abort_timeout,
+      .domain = entry.workload.domain(),
+      .switchover = std::move(switchover),
+      .switchover_context =
+          DestinationSwitchoverContext(id, record.peer(), entry.workload, ids),
       .journal = options_.journal,
       .started_unix_ms = record.started_unix_ms(),
       .recovering = true,
@@ -457,7 +468,8 @@ void DestinationRegistry::RecordRefused(v1::Migration record) {
                                              .record = record,
                                              .pending = PeerVerdict::kNone,
                                              .switchover = "",
-                                             .workload_paused = false},
+                                             .workload_paused = false,
+                                             .workload = {}},
                                 Durability::kRelaxed);
     if (!s.ok()) {
       spdlog::warn("destination {}: journal: {}", record.id(),

@@ -31,8 +31,8 @@
 //    after that point, so its error is reported (the migration FAILED, the
 //    devices RUNNING here) and cannot hand the workload back.
 //
-// Pause, Resume, CheckStart and Start are called from one migration thread; one action
-// object serves one migration on one side.
+// Pause, Resume, CheckStart and Start are called from one migration thread; one
+// action object serves one migration on one side.
 #ifndef VFIOMIG_DAEMON_MIGRATION_SWITCHOVER_H_
 #define VFIOMIG_DAEMON_MIGRATION_SWITCHOVER_H_
 
