@@ -73,7 +73,9 @@ class Daemon:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [ARGS.migd, "--listen", self.target, "--backend", "sim",
-             "--sim-config", config, "--log-level", "info"],
+             "--sim-config", config, "--log-level", "info",
+             # Its own journal: two daemons cannot share a --state-dir.
+             "--state-dir", os.path.join(tmp, name + "-state")],
             stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self):

@@ -11,6 +11,8 @@ import struct
 
 FRAME_MAGIC = 0x534D4656  # "VFMS"
 FRAME_VERSION = 1
+# plugins/sim/sim_stream_format.h kStreamFormatVersion.
+SIM_FORMAT_VERSION = 2
 HEADER, PRE_COPY_DATA, PRE_COPY_ZEROS, STOP_COPY_DATA, STOP_COPY_ZEROS, END = \
     range(1, 7)
 
@@ -38,4 +40,5 @@ def sim_stream_header(total_size, seed, block_size=1 << 20):
     """The first 32 bytes of a sim device's own stream
     (plugins/sim/sim_stream_format.h): device data a sim destination
     accepts as the start of a resume."""
-    return b"VFMIGSIM" + struct.pack("<IIQQ", 1, block_size, total_size, seed)
+    return b"VFMIGSIM" + struct.pack("<IIQQ", SIM_FORMAT_VERSION, block_size,
+                                     total_size, seed)

@@ -79,8 +79,11 @@ class Daemon:
                                    for i, d in enumerate(devices)]}, f)
         self.log_path = os.path.join(tmp, name + ".log")
         self._log = open(self.log_path, "w")
+        # Each daemon its own journal: two cannot share a --state-dir.
         self.args = [ARGS.migd, "--listen", self.target, "--backend", "sim",
-                     "--sim-config", config, "--log-level", "info", *extra]
+                     "--sim-config", config, "--log-level", "info",
+                     "--state-dir", os.path.join(tmp, name + "-state"),
+                     *extra]
         self.proc = subprocess.Popen(self.args, stdout=self._log,
                                      stderr=subprocess.STDOUT)
 
