@@ -31,11 +31,15 @@ help=$("$migd" --help 2>&1)
 extra=()
 grep -q -- '--insecure' <<<"$help" && extra+=(--insecure)
 
+# The sockets in a directory of their own: the guest's /run is a tmpfs of
+# mode 1777, and vfio-migd refuses a world-writable socket directory (the
+# daemon creates this one, 0750).
+sockets=/run/vfio-migd
 start() {  # start NAME: the daemon that owns device[NAME]
   local name=$1 state=()
   grep -q -- '--state-dir' <<<"$help" && state=(--state-dir "/run/state-$name")
   "$migd" --backend vfio --devices "${devices[$name]}" \
-    --listen "unix:/run/$name.sock" --listen "127.0.0.1:${port[$name]}" \
+    --listen "unix:$sockets/$name.sock" --listen "127.0.0.1:${port[$name]}" \
     "${extra[@]}" "${state[@]}" --log-level debug >>"/run/$name.log" 2>&1 &
   pid[$name]=$!
   for _ in $(seq 100); do
@@ -52,7 +56,7 @@ stop() {  # stop NAME: SIGTERM and wait
 ctl() {
   local name=$1; shift
   echo "+ [$SECONDS s] vfio-migctl ($name) $*" >&2
-  timeout 60 "$ctl" --server "unix:/run/$name.sock" "$@"
+  timeout 60 "$ctl" --server "unix:$sockets/$name.sock" "$@"
 }
 io() {  # io NAME DEVICE ARGS...: mtty_io on a device of daemon NAME
   local name=$1 dev=$2; shift 2
