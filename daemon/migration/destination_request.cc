@@ -120,6 +120,11 @@ absl::Status ValidatePrepareRequest(const v1::PrepareRequest& request) {
             absl::StrCat("devices[", i, "]: ", s.message()));
       }
     }
+    if (device.drain_timeout_ms() > kMaxArcTimeoutMs ||
+        device.arc_timeout_ms() > kMaxArcTimeoutMs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "devices[", i, "]: deadlines above ", kMaxArcTimeoutMs, " ms"));
+    }
     if (!device.has_header()) {
       return absl::InvalidArgumentError(absl::StrCat("devices[", i, "] (",
                                                      device.target_device_id(),
@@ -129,6 +134,11 @@ absl::Status ValidatePrepareRequest(const v1::PrepareRequest& request) {
   if (!v1::DeadlinePolicy_IsValid(request.policy())) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown deadline policy ", request.policy()));
+  }
+  if (request.drain_timeout_ms() > kMaxArcTimeoutMs ||
+      request.arc_timeout_ms() > kMaxArcTimeoutMs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("deadlines above ", kMaxArcTimeoutMs, " ms"));
   }
   return ValidateWorkload(request.workload());
 }
