@@ -21,6 +21,8 @@
 #include "daemon/handoff/protocol.h"
 #include "daemon/inventory.h"
 #include "daemon/listen_address.h"
+#include "daemon/liveness_probe.h"
+#include "daemon/log_target.h"
 #include "daemon/logging.h"
 #include "daemon/malloc_tuning.h"
 #include "daemon/migration/device_leases.h"
@@ -28,6 +30,7 @@
 #include "daemon/migration/switchover.h"
 #include "daemon/peer_service.h"
 #include "daemon/server.h"
+#include "daemon/systemd_notifier.h"
 #include "plugins/registry.h"
 #include "spdlog/spdlog.h"
 
@@ -43,6 +46,9 @@ namespace {
 // final event). Other calls are short, so this bounds the exit time only
 // when one hangs; idle client connections do not wait for it.
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
+// How long the systemd watchdog's health check may take: far below any
+// WatchdogSec, far above an answer from a server that still works.
+constexpr absl::Duration kLivenessTimeout = absl::Seconds(5);
 
 int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
   if (!flags.config_file.empty()) {
@@ -178,6 +184,13 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
       VFIOMIG_VERSION, absl::StrJoin((*server)->endpoints(), ", "),
       flags.backend, ids.size(), ids.empty() ? "" : ": ",
       absl::StrJoin(ids, ","));
+  // Under systemd (Type=notify): started once every socket serves; the
+  // watchdog pings only while the gRPC server answers its health check.
+  SystemdNotifier systemd([&server] {
+    return CheckServing(*(*server)->grpc_server(), kLivenessTimeout);
+  });
+  systemd.Ready(absl::StrCat("serving ", ids.size(), " devices on ",
+                             absl::StrJoin((*server)->endpoints(), ", ")));
 
   int signal_number = 0;
   if (const int err = sigwait(&stop_signals, &signal_number); err != 0) {
@@ -191,8 +204,14 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
     spdlog::info("rolling back {} outgoing migrations before exit",
                  migrations.running());
   }
+  systemd.Stopping(migrations.running() > 0
+                       ? absl::StrCat("rolling back ", migrations.running(),
+                                      " outgoing migrations")
+                       : std::string("stopping"));
   migrations.Shutdown();
   handoff.reset();
+  // The probe asks the server, which is going away.
+  systemd.StopWatchdog();
   (*server)->Shutdown(kShutdownGrace, [&control, &peer] {
     return control.calls_in_flight() > 0 || peer.calls_in_flight() > 0;
   });
@@ -221,7 +240,10 @@ int main(int argc, char** argv) {
   try {
     absl::StatusOr<spdlog::level::level_enum> level =
         vfiomig::ParseLogLevel(flags.log_level);
-    vfiomig::SetUpLogging(level.value_or(spdlog::level::info));
+    absl::StatusOr<vfiomig::LogTarget> target =
+        vfiomig::ChooseLogTarget(flags.log_target);
+    vfiomig::SetUpLogging(level.value_or(spdlog::level::info),
+                          target.value_or(vfiomig::LogTarget::kStderr));
     return vfiomig::Run(flags, stop_signals);
   } catch (const std::exception& e) {
     // Nothing below throws by design; this is the last line of defence

@@ -65,6 +65,13 @@ void DeclareSettings(SettingTable& table, DaemonConfig& c) {
   table.Add("--log-level", "log.level", c.log_level, "Log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  table
+      .Add("--log-target", "log.target", c.log_target,
+           "Where the log goes: auto (the systemd journal when stderr is "
+           "connected to it, as under systemd; stderr otherwise), journal "
+           "or stderr")
+      ->check(CLI::IsMember({"auto", "journal", "stderr"}))
+      ->capture_default_str();
 
   // [backend]
   table

@@ -61,6 +61,9 @@ struct DaemonConfig {
 
   // [log]
   std::string log_level = "info";
+  // auto: the journal when stderr is connected to it (under systemd),
+  // stderr otherwise; journal; stderr.
+  std::string log_target = "auto";
 
   // [backend]
   std::string backend = "vfio";

@@ -187,6 +187,8 @@ TEST_F(DaemonConfigTest, RefusesWithFileLineAndReason) {
       {"[migration]\npolicy = \"maybe\"\n",
        "2:10: migration.policy: maybe not in {sla,mandatory}"},
       {"[log]\nlevel = \"loud\"\n", "2:9: log.level: loud not in"},
+      {"[log]\ntarget = \"syslog\"\n",
+       "2:10: log.target: syslog not in {auto,journal,stderr}"},
       {"[backend]\nname = \"xen\"\n", "2:8: backend.name: xen not in"},
       {"[backend]\nsim_config = \"/nonexistent/sim.json\"\n",
        "2:14: backend.sim_config: File does not exist: /nonexistent/sim.json"},
