@@ -11,6 +11,9 @@ packages=(
   # sd_notify and the journal (libsystemd); systemd-analyze, journald and
   # unshare for tests/deploy.
   libsystemd-dev systemd util-linux
+  # cmake --install, cpack's .deb (dpkg-shlibdeps, file) and the man page
+  # and completion tests (tests/deploy).
+  dpkg-dev file man-db groff-base bash
   python3-grpcio python3-grpc-tools python3-protobuf
   # tests/vm (a real kernel with mtty under QEMU; the kernel packages
   # themselves are fetched by tests/vm/run.sh with apt-get download)
