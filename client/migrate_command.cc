@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "client/follow.h"
 #include "client/interrupt.h"
+#include "client/migration_format.h"
 #include "client/plan_command.h"
 #include "client/progress_view.h"
 #include "client/rpc.h"
@@ -123,9 +124,9 @@ CLI::App* AddMigrateCommand(CLI::App& app, MigrateOptions* options) {
       ->add_option("--policy", options->policy,
                    "sla: a late or failed arc rolls the group back (the "
                    "VM keeps running here); mandatory: an evacuation, "
-                   "deadlines only warn")
-      ->check(CLI::IsMember({"sla", "mandatory"}))
-      ->capture_default_str();
+                   "deadlines only warn (default: the daemon's, sla unless "
+                   "configured)")
+      ->check(CLI::IsMember({"sla", "mandatory"}));
   migrate
       ->add_option("--drain-timeout-ms", options->drain_timeout_ms,
                    "Deadline of arcs that drain in-flight DMA (into "
@@ -253,7 +254,9 @@ absl::StatusOr<v1::StartMigrationRequest> BuildStartRequest(
   for (const auto& [source, target] : *map) {
     (*request.mutable_device_map())[source] = target;
   }
-  if (options.policy == "sla") {
+  if (options.policy.empty()) {
+    request.set_policy(v1::DEADLINE_POLICY_UNSPECIFIED);
+  } else if (options.policy == "sla") {
     request.set_policy(v1::DEADLINE_POLICY_SLA);
   } else if (options.policy == "mandatory") {
     request.set_policy(v1::DEADLINE_POLICY_MANDATORY);
@@ -311,9 +314,10 @@ int RunMigrate(const MigrateOptions& options, const GlobalOptions& global,
   }
   const std::string id = started->id();
   if (!options.json) {
-    follower.Note(absl::StrCat(
-        "migration ", id, ": ", absl::StrJoin(request->device_ids(), ","),
-        " -> ", request->destination(), " (policy ", options.policy, ")"));
+    follower.Note(absl::StrCat("migration ", id, ": ",
+                               absl::StrJoin(request->device_ids(), ","),
+                               " -> ", request->destination(), " (policy ",
+                               PolicyName(started->policy()), ")"));
   }
   follower.SetMigrationId(id);
   return FollowAndReport(follower, global, id, request->destination(),

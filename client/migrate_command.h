@@ -21,7 +21,8 @@ struct MigrateOptions {
   // The destination daemon, as the source daemon will dial it.
   std::string to;
   std::vector<std::string> map;
-  std::string policy = "sla";
+  // Empty: the daemon's default (its --policy, sla unless configured).
+  std::string policy;
   // 0: the daemon's default.
   uint32_t drain_timeout_ms = 0;
   uint32_t arc_timeout_ms = 0;

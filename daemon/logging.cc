@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/support/log.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/sinks/systemd_sink.h"
 #include "spdlog/spdlog.h"
 
 namespace vfiomig {
@@ -43,9 +44,16 @@ absl::StatusOr<spdlog::level::level_enum> ParseLogLevel(std::string_view name) {
                    "' (trace, debug, info, warn, error)"));
 }
 
-void SetUpLogging(spdlog::level::level_enum level) {
-  std::shared_ptr<spdlog::logger> logger = spdlog::stderr_color_mt("vfio-migd");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+void SetUpLogging(spdlog::level::level_enum level, LogTarget target) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (target == LogTarget::kJournal) {
+    // The message alone: the journal has the time, the priority (from the
+    // level) and the identifier as fields of its own.
+    logger = spdlog::systemd_logger_mt("vfio-migd", "vfio-migd");
+  } else {
+    logger = spdlog::stderr_color_mt("vfio-migd");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  }
   logger->set_level(level);
   // Warnings and errors reach the journal at once, even if the daemon dies
   // right after.

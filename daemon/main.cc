@@ -1,18 +1,20 @@
-// vfio-migd: flags, logging, signals. Everything else lives in the library.
+// vfio-migd: settings, logging, signals. Everything else lives in the
+// libraries; flags and the config file are daemon/config/daemon_config.h.
 #include <pthread.h>
 #include <signal.h>
 
 #include <cstring>
 #include <exception>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "daemon/config/daemon_config.h"
 #include "daemon/control_service.h"
 #include "daemon/crash_point.h"
 #include "daemon/domains/domain_admission.h"
@@ -20,6 +22,8 @@
 #include "daemon/handoff/protocol.h"
 #include "daemon/inventory.h"
 #include "daemon/listen_address.h"
+#include "daemon/liveness_probe.h"
+#include "daemon/log_target.h"
 #include "daemon/logging.h"
 #include "daemon/malloc_tuning.h"
 #include "daemon/migration/device_leases.h"
@@ -30,6 +34,7 @@
 #include "daemon/socket_permissions.h"
 #include "daemon/store/journal.h"
 #include "daemon/store/state_dir.h"
+#include "daemon/systemd_notifier.h"
 #include "daemon/transport_security.h"
 #include "plugins/registry.h"
 #include "spdlog/spdlog.h"
@@ -41,160 +46,14 @@
 namespace vfiomig {
 namespace {
 
-constexpr char kDefaultListen[] = "unix:/run/vfio-migd/vfio-migd.sock";
 // How long a call still in flight at SIGTERM may take to finish, once the
 // outgoing migrations have rolled back (their watchers have then seen the
 // final event). Other calls are short, so this bounds the exit time only
 // when one hangs; idle client connections do not wait for it.
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
-
-struct Flags {
-  std::vector<std::string> listen = {kDefaultListen};
-  std::string backend = "vfio";
-  std::string sim_config;
-  std::vector<std::string> devices;
-  std::string log_level = "info";
-  std::string state_dir = StateDir::kDefaultPath;
-  // Migrations.
-  uint32_t drain_timeout_ms = 5000;
-  uint32_t arc_timeout_ms = 10000;
-  uint64_t precopy_threshold_bytes = uint64_t{4} << 20;
-  uint32_t precopy_max_rounds = 8;
-  std::string switchover = "none";
-  uint32_t switchover_timeout_ms = 30000;
-  uint32_t peer_timeout_ms = 10000;
-  // Device hand-off side channel; empty: beside the first unix --listen.
-  std::string handoff_socket;
-  // Access control.
-  TlsFiles tls;
-  bool insecure = false;
-  std::string socket_group;
-};
-
-void AddFlags(CLI::App& app, Flags& flags) {
-  app.set_version_flag("--version",
-                       std::string("vfio-migd ") + VFIOMIG_VERSION);
-  app.add_option("--listen", flags.listen,
-                 "gRPC listen target, repeatable: unix:/path, host:port "
-                 "(mutual TLS: needs --tls-*, or --insecure) or "
-                 "unix-abstract:name (needs --insecure)")
-      ->capture_default_str();
-  app.add_option("--backend", flags.backend,
-                 "Device backend. vfio (default) manages the host's real "
-                 "VFIO devices; sim simulates devices from --sim-config for "
-                 "tests and demos. The default is vfio so that a production "
-                 "host never serves simulated devices by accident.")
-      ->check(CLI::IsMember(BackendRegistry::Names()))
-      ->capture_default_str();
-  app.add_option("--sim-config", flags.sim_config,
-                 "JSON device config for --backend sim "
-                 "(e.g. deploy/sim/source.json)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--devices", flags.devices,
-                 "Manage only these device ids (comma-separated); every id "
-                 "must exist")
-      ->delimiter(',');
-  app.add_option("--handoff-socket", flags.handoff_socket,
-                 "Unix socket on which local VMMs (and `vfio-migctl open`) "
-                 "take device fds (root and this daemon's user only). "
-                 "Default: beside the first unix --listen socket, '.sock' "
-                 "replaced by '-handoff.sock'; 'none' disables it");
-  app.add_option("--log-level", flags.log_level, "Log level")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
-  app.add_option("--state-dir", flags.state_dir,
-                 "Directory of the daemon's durable state: the migration "
-                 "journal (crash recovery, history). Created 0700 if "
-                 "missing; one daemon per directory")
-      ->capture_default_str();
-
-  app.add_option("--drain-timeout-ms", flags.drain_timeout_ms,
-                 "Default deadline of arcs that drain the device (into "
-                 "RUNNING_P2P, PRE_COPY_P2P, STOP); a migration may override "
-                 "it")
-      ->check(CLI::Range(uint32_t{1}, kMaxArcTimeoutMs))
-      ->capture_default_str();
-  app.add_option("--arc-timeout-ms", flags.arc_timeout_ms,
-                 "Default deadline of every other arc")
-      ->check(CLI::Range(uint32_t{1}, kMaxArcTimeoutMs))
-      ->capture_default_str();
-  app.add_option("--precopy-threshold-bytes", flags.precopy_threshold_bytes,
-                 "Pre-copy stops iterating once at most this many bytes "
-                 "remain, summed over the group's PRE_COPY devices")
-      ->capture_default_str();
-  app.add_option("--precopy-max-rounds", flags.precopy_max_rounds,
-                 "Most pre-copy rounds per migration (the first, which "
-                 "sends the initial data, counts)")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  app.add_option("--switchover", flags.switchover,
-                 "What pauses the workload before the devices stop, when a "
-                 "migration names none: none (the caller does, or there is "
-                 "nothing to pause), qmp (stop/cont over the VM's QMP "
-                 "socket, given per migration), external (wait for the "
-                 "control plane's Switchover call)")
-      ->check(CLI::IsMember(SwitchoverRegistry::Names()))
-      ->capture_default_str();
-  app.add_option("--switchover-timeout-ms", flags.switchover_timeout_ms,
-                 "How long a switchover may take when a migration does not "
-                 "say: external waits this long for Switchover before it "
-                 "rolls back; qmp bounds each QMP exchange")
-      ->check(CLI::Range(uint32_t{1}, kMaxArcTimeoutMs))
-      ->capture_default_str();
-  app.add_option("--peer-timeout-ms", flags.peer_timeout_ms,
-                 "Deadline of the Prepare, Commit and Abort calls to a "
-                 "destination daemon (Prepare and Commit add the deadlines "
-                 "of the destination arcs they run)")
-      ->check(CLI::Range(uint32_t{100}, kMaxArcTimeoutMs))
-      ->capture_default_str();
-
-  app.add_option("--tls-ca", flags.tls.ca,
-                 "PEM CA certificate(s): TCP peers and clients must present "
-                 "a certificate it signed (mutual TLS on TCP listen targets "
-                 "and to TCP destinations)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--tls-cert", flags.tls.cert,
-                 "PEM certificate of this host, signed by --tls-ca; it must "
-                 "name the host peers dial (subjectAltName)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--tls-key", flags.tls.key,
-                 "PEM private key of --tls-cert (not readable by others)")
-      ->check(CLI::ExistingFile);
-  app.add_flag("--insecure", flags.insecure,
-               "Allow plaintext, unauthenticated TCP (listen targets and "
-               "destinations) and unix-abstract sockets: anyone who reaches "
-               "them can drive the daemon and feed device state. Not with "
-               "--tls-*");
-  app.add_option("--socket-group", flags.socket_group,
-                 "Group of the unix control socket (mode 0660): its members "
-                 "may use the control API. Default: the daemon's group");
-}
-
-// Settings that depend on each other, checked before anything starts.
-absl::Status CheckFlags(const Flags& flags) {
-  if (flags.backend == "sim" && flags.sim_config.empty()) {
-    return absl::InvalidArgumentError(
-        "--backend sim needs --sim-config FILE (see deploy/sim/)");
-  }
-  if (flags.backend != "sim" && !flags.sim_config.empty()) {
-    return absl::InvalidArgumentError(
-        "--sim-config is only used with --backend sim");
-  }
-  // Malformed targets fail before any device is touched.
-  for (const std::string& target : flags.listen) {
-    if (absl::Status status = ParseListenAddress(target).status();
-        !status.ok()) {
-      return status;
-    }
-  }
-  for (const std::string& id : flags.devices) {
-    if (absl::Status status = ValidateDeviceId(id); !status.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--devices: ", status.message()));
-    }
-  }
-  return absl::OkStatus();
-}
+// How long the systemd watchdog's health check may take: far below any
+// WatchdogSec, far above an answer from a server that still works.
+constexpr absl::Duration kLivenessTimeout = absl::Seconds(5);
 
 // Finished migrations of earlier runs, for ListMigrations and
 // GetMigration; then crash recovery of the unfinished ones.
@@ -243,15 +102,15 @@ absl::Status LoadJournal(Journal& journal, const MigrationOptions& source,
   return absl::OkStatus();
 }
 
-int Run(const Flags& flags, const sigset_t& stop_signals) {
-  if (absl::Status status = CheckFlags(flags); !status.ok()) {
-    spdlog::error("{}", std::string(status.message()));
-    return 1;
+int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
+  if (!flags.config_file.empty()) {
+    spdlog::info("read config file {}", flags.config_file);
   }
   // Access control is settled before any device is touched: a TCP target
   // without TLS files and without --insecure stops the daemon here.
-  absl::StatusOr<TransportSecurity> transport =
-      TransportSecurity::Create(flags.tls, flags.insecure);
+  absl::StatusOr<TransportSecurity> transport = TransportSecurity::Create(
+      TlsFiles{.ca = flags.tls_ca, .cert = flags.tls_cert, .key = flags.tls_key},
+      flags.insecure);
   if (!transport.ok()) {
     spdlog::error("{}", std::string(transport.status().message()));
     return 1;
@@ -349,6 +208,22 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       inventory->get(), &leases, [&peer] { return peer.ListMigrations(); });
   MigrationOptions migration_options;
   migration_options.default_deadlines = deadlines;
+  for (const auto& [driver, own] : flags.driver_deadlines) {
+    DriverDeadlineOverride& kinds = migration_options.driver_deadlines[driver];
+    if (own.drain_timeout_ms) {
+      kinds.drain = absl::Milliseconds(*own.drain_timeout_ms);
+    }
+    if (own.arc_timeout_ms) kinds.arc = absl::Milliseconds(*own.arc_timeout_ms);
+    spdlog::info("driver {}: drain timeout {}, arc timeout {}", driver,
+                 own.drain_timeout_ms
+                     ? absl::StrCat(*own.drain_timeout_ms, " ms")
+                     : std::string("default"),
+                 own.arc_timeout_ms ? absl::StrCat(*own.arc_timeout_ms, " ms")
+                                    : std::string("default"));
+  }
+  migration_options.default_policy = flags.policy == "mandatory"
+                                         ? DeadlinePolicy::kMandatory
+                                         : DeadlinePolicy::kSla;
   migration_options.precopy.threshold_bytes = flags.precopy_threshold_bytes;
   migration_options.precopy.max_rounds = flags.precopy_max_rounds;
   migration_options.switchover = flags.switchover;
@@ -427,6 +302,13 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
       VFIOMIG_VERSION, absl::StrJoin((*server)->endpoints(), ", "),
       flags.backend, ids.size(), ids.empty() ? "" : ": ",
       absl::StrJoin(ids, ","));
+  // Under systemd (Type=notify): started once every socket serves; the
+  // watchdog pings only while the gRPC server answers its health check.
+  SystemdNotifier systemd([&server] {
+    return CheckServing(*(*server)->grpc_server(), kLivenessTimeout);
+  });
+  systemd.Ready(absl::StrCat("serving ", ids.size(), " devices on ",
+                             absl::StrJoin((*server)->endpoints(), ", ")));
 
   int signal_number = 0;
   if (const int err = sigwait(&stop_signals, &signal_number); err != 0) {
@@ -440,8 +322,14 @@ int Run(const Flags& flags, const sigset_t& stop_signals) {
     spdlog::info("rolling back {} outgoing migrations before exit",
                  migrations.running());
   }
+  systemd.Stopping(migrations.running() > 0
+                       ? absl::StrCat("rolling back ", migrations.running(),
+                                      " outgoing migrations")
+                       : std::string("stopping"));
   migrations.Shutdown();
   handoff.reset();
+  // The probe asks the server, which is going away.
+  systemd.StopWatchdog();
   (*server)->Shutdown(kShutdownGrace, [&control, &peer] {
     return control.calls_in_flight() > 0 || peer.calls_in_flight() > 0;
   });
@@ -462,22 +350,18 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  CLI::App app{
-      "vfio-migd: live-migrates groups of VFIO devices between hosts.\n"
-      "Serves vfiomig.v1.ControlService, vfiomig.v1.PeerService (other "
-      "daemons migrate devices into this one through it), "
-      "grpc.health.v1.Health and server reflection on every --listen "
-      "target; SIGTERM/SIGINT roll back outgoing migrations and stop it "
-      "cleanly.",
-      "vfio-migd"};
-  vfiomig::Flags flags;
-  vfiomig::AddFlags(app, flags);
-  CLI11_PARSE(app, argc, argv);
+  vfiomig::LoadedConfig loaded =
+      vfiomig::LoadDaemonConfig(argc, argv, std::cout, std::cerr);
+  if (loaded.exit_code) return *loaded.exit_code;
+  const vfiomig::DaemonConfig& flags = loaded.config;
 
   try {
     absl::StatusOr<spdlog::level::level_enum> level =
         vfiomig::ParseLogLevel(flags.log_level);
-    vfiomig::SetUpLogging(level.value_or(spdlog::level::info));
+    absl::StatusOr<vfiomig::LogTarget> target =
+        vfiomig::ChooseLogTarget(flags.log_target);
+    vfiomig::SetUpLogging(level.value_or(spdlog::level::info),
+                          target.value_or(vfiomig::LogTarget::kStderr));
     return vfiomig::Run(flags, stop_signals);
   } catch (const std::exception& e) {
     // Nothing below throws by design; this is the last line of defence

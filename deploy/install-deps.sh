@@ -7,7 +7,14 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev libabsl-dev libgtest-dev libgmock-dev
-  nlohmann-json3-dev libcli11-dev libxxhash-dev libsqlite3-dev
+  nlohmann-json3-dev libcli11-dev libxxhash-dev libtomlplusplus-dev
+  libsqlite3-dev
+  # sd_notify and the journal (libsystemd); systemd-analyze, journald and
+  # unshare for tests/deploy.
+  libsystemd-dev systemd util-linux
+  # cmake --install, cpack's .deb (dpkg-shlibdeps, file) and the man page
+  # and completion tests (tests/deploy).
+  dpkg-dev file man-db groff-base bash
   python3-grpcio python3-grpc-tools python3-protobuf
   # tests/vm (a real kernel with mtty under QEMU; the kernel packages
   # themselves are fetched by tests/vm/run.sh with apt-get download)

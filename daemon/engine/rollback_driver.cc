@@ -92,7 +92,7 @@ RollbackReport Driver::Run() {
   // Only a GET says where a device is after a failed or abandoned arc.
   for (Tracked& t : tracked_) {
     Post(t, CallKind::kGetState, DeviceState::RUNNING, DeviceState::RUNNING,
-         deadlines_.arc);
+         deadlines_.Of(t.id).arc);
   }
   while (AnyInFlight()) WaitAndHandle();
 
@@ -172,7 +172,7 @@ void Driver::Post(Tracked& t, CallKind kind, DeviceState from, DeviceState to,
 
 void Driver::StartArc(Tracked& t, const PlannedArc& arc) {
   Post(t, CallKind::kSetState, arc.from, arc.to,
-       deadlines_.For(arc.from, arc.to));
+       deadlines_.For(t.id, arc.from, arc.to));
   spdlog::debug("[{}] {}: rollback arc {} started", migration_id_, t.id,
                 ArcName(arc.from, arc.to));
   if (observer_ != nullptr) observer_->OnArcStarted(arc);
@@ -193,7 +193,8 @@ void Driver::StartReset(Tracked& t) {
   // Loud: the device loses its state, and the guest must recover it.
   spdlog::error("[{}] {}: VFIO_DEVICE_RESET, because {}", migration_id_, t.id,
                 std::string(t.reset_why.message()));
-  Post(t, CallKind::kReset, t.state, DeviceState::RUNNING, deadlines_.arc);
+  Post(t, CallKind::kReset, t.state, DeviceState::RUNNING,
+       deadlines_.Of(t.id).arc);
   if (observer_ != nullptr) observer_->OnDeviceReset(t.id, t.reset_why);
 }
 

@@ -139,7 +139,7 @@ WaveResult TransitionExecutor::RunWave(const Wave& wave) {
       call->from = arc.from;
       call->to = arc.to;
       call->started = now;
-      call->deadline = deadlines_.For(arc.from, arc.to);
+      call->deadline = deadlines_.For(arc.device, arc.from, arc.to);
       workers[i]->Post(call);
       calls[i] = std::move(call);
     }

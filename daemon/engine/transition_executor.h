@@ -46,8 +46,25 @@ struct ArcDeadlines {
   // Every other arc.
   absl::Duration arc = absl::Milliseconds(10000);
 
-  absl::Duration For(DeviceState from, DeviceState to) const {
-    return IsDrainArc(from, to) ? drain : arc;
+  // Devices whose arcs take other deadlines than the two above, by device
+  // id: a driver known to drain slowly gets longer ones from the daemon's
+  // config (migration/driver_deadlines.h resolves them per device).
+  struct Kinds {
+    absl::Duration drain;
+    absl::Duration arc;
+  };
+  std::map<std::string, Kinds> by_device;
+
+  // The deadline of `device`'s arc from -> to.
+  absl::Duration For(const std::string& device, DeviceState from,
+                     DeviceState to) const {
+    const Kinds kinds = Of(device);
+    return IsDrainArc(from, to) ? kinds.drain : kinds.arc;
+  }
+  // The deadlines of `device`.
+  Kinds Of(const std::string& device) const {
+    auto it = by_device.find(device);
+    return it == by_device.end() ? Kinds{drain, arc} : it->second;
   }
 };
 

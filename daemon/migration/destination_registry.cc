@@ -26,6 +26,20 @@ ArcDeadlines DeadlinesFor(const v1::PrepareRequest& request,
   if (request.arc_timeout_ms() != 0) {
     deadlines.arc = absl::Milliseconds(request.arc_timeout_ms());
   }
+  // Devices the source gave their own deadlines (their driver's).
+  for (const v1::PeerDevice& device : request.devices()) {
+    if (device.drain_timeout_ms() == 0 && device.arc_timeout_ms() == 0) {
+      continue;
+    }
+    ArcDeadlines::Kinds& kinds = deadlines.by_device[device.target_device_id()];
+    kinds = {deadlines.drain, deadlines.arc};
+    if (device.drain_timeout_ms() != 0) {
+      kinds.drain = absl::Milliseconds(device.drain_timeout_ms());
+    }
+    if (device.arc_timeout_ms() != 0) {
+      kinds.arc = absl::Milliseconds(device.arc_timeout_ms());
+    }
+  }
   return deadlines;
 }
 

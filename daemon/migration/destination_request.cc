@@ -120,6 +120,11 @@ absl::Status ValidatePrepareRequest(const v1::PrepareRequest& request) {
             absl::StrCat("devices[", i, "]: ", s.message()));
       }
     }
+    if (device.drain_timeout_ms() > kMaxArcTimeoutMs ||
+        device.arc_timeout_ms() > kMaxArcTimeoutMs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "devices[", i, "]: deadlines above ", kMaxArcTimeoutMs, " ms"));
+    }
     if (!device.has_header()) {
       return absl::InvalidArgumentError(absl::StrCat("devices[", i, "] (",
                                                      device.target_device_id(),

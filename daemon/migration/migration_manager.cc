@@ -312,16 +312,24 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
                                                                : it->second);
   }
   spec.plan_options = plan_options;
-  spec.policy = request.policy() == v1::DEADLINE_POLICY_MANDATORY
-                    ? DeadlinePolicy::kMandatory
-                    : DeadlinePolicy::kSla;
-  spec.deadlines = options_.default_deadlines;
-  if (request.drain_timeout_ms() > 0) {
-    spec.deadlines.drain = absl::Milliseconds(request.drain_timeout_ms());
+  switch (request.policy()) {
+    case v1::DEADLINE_POLICY_SLA:
+      spec.policy = DeadlinePolicy::kSla;
+      break;
+    case v1::DEADLINE_POLICY_MANDATORY:
+      spec.policy = DeadlinePolicy::kMandatory;
+      break;
+    default:  // UNSPECIFIED; others were refused by the request check.
+      spec.policy = options_.default_policy;
+      break;
   }
-  if (request.arc_timeout_ms() > 0) {
-    spec.deadlines.arc = absl::Milliseconds(request.arc_timeout_ms());
+  std::vector<DeviceDriver> drivers;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    drivers.push_back({ids[i], (*devices)[i]->info().driver});
   }
+  spec.deadlines = ResolveDeadlines(
+      options_.default_deadlines, request.drain_timeout_ms(),
+      request.arc_timeout_ms(), options_.driver_deadlines, drivers);
   spec.precopy = options_.precopy;
   spec.peer_timeout = options_.peer_timeout;
   spec.switchover = *std::move(switchover);

@@ -33,6 +33,7 @@
 #include "daemon/inventory.h"
 #include "daemon/migration/abort_sender.h"
 #include "daemon/migration/device_leases.h"
+#include "daemon/migration/driver_deadlines.h"
 #include "daemon/migration/migration_tracker.h"
 #include "daemon/store/journal.h"
 #include "daemon/transport_security.h"
@@ -46,6 +47,10 @@ class SourceMigration;
 struct MigrationOptions {
   // Per-arc deadlines when a request leaves them 0.
   ArcDeadlines default_deadlines;
+  // Deadlines of the devices of some drivers, when a request leaves them 0.
+  DriverDeadlineOverrides driver_deadlines;
+  // The policy when a request leaves it unspecified.
+  DeadlinePolicy default_policy = DeadlinePolicy::kSla;
   PrecopyPolicy precopy;
   // SwitchoverRegistry name, when a request names none.
   std::string switchover = "none";

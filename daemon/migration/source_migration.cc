@@ -48,8 +48,9 @@ class SourceMigration::Observer final : public ExecutorObserver {
     std::string message;
     if (result.status.ok()) {
       device->state = result.arc.to;
-      const int64_t deadline = absl::ToInt64Milliseconds(
-          m_->spec_.deadlines.For(result.arc.from, result.arc.to));
+      const int64_t deadline =
+          absl::ToInt64Milliseconds(m_->spec_.deadlines.For(
+              result.arc.device, result.arc.from, result.arc.to));
       const std::string late =
           result.late ? absl::StrCat(", late: ", ms, " ms > ", deadline, " ms")
                       : "";
@@ -525,6 +526,13 @@ absl::Status SourceMigration::PrepareDestination() {
     v1::PeerDevice* peer_device = request.add_devices();
     peer_device->set_source_device_id(d->id);
     peer_device->set_target_device_id(d->target);
+    if (auto own = spec_.deadlines.by_device.find(d->id);
+        own != spec_.deadlines.by_device.end()) {
+      peer_device->set_drain_timeout_ms(
+          static_cast<uint32_t>(absl::ToInt64Milliseconds(own->second.drain)));
+      peer_device->set_arc_timeout_ms(
+          static_cast<uint32_t>(absl::ToInt64Milliseconds(own->second.arc)));
+    }
     // The same bytes the HEADER frame will carry.
     if (!peer_device->mutable_header()->ParseFromString(*payload)) {
       return absl::InternalError("stream header does not round-trip");
@@ -654,7 +662,8 @@ absl::Duration SourceMigration::DestinationBudget(
     }
     absl::Duration longest = absl::ZeroDuration();
     for (const PlannedArc& arc : wave.arcs) {
-      longest = std::max(longest, spec_.deadlines.For(arc.from, arc.to));
+      longest =
+          std::max(longest, spec_.deadlines.For(arc.device, arc.from, arc.to));
     }
     budget += longest;
   }
