@@ -109,7 +109,8 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
   // Access control is settled before any device is touched: a TCP target
   // without TLS files and without --insecure stops the daemon here.
   absl::StatusOr<TransportSecurity> transport = TransportSecurity::Create(
-      TlsFiles{.ca = flags.tls_ca, .cert = flags.tls_cert, .key = flags.tls_key},
+      TlsFiles{
+          .ca = flags.tls_ca, .cert = flags.tls_cert, .key = flags.tls_key},
       flags.insecure);
   if (!transport.ok()) {
     spdlog::error("{}", std::string(transport.status().message()));
