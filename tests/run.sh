@@ -2,8 +2,7 @@
 # The test command: installs what is missing (Debian 12, as root), builds,
 # runs every test with ctest and the benchmark suite's quick mode, then
 # builds and runs the unit tests again under AddressSanitizer +
-# UndefinedBehaviorSanitizer, the engine's concurrency tests under
-# ThreadSanitizer, and each fuzz target briefly.
+# UndefinedBehaviorSanitizer, and each fuzz target briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,18 +30,6 @@ ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
-
-# Concurrency tests under ThreadSanitizer: only the engine and the sim
-# backend (workers, deadlines, rollback, device threads), which do not use
-# gRPC (Debian's gRPC is not TSan-instrumented). Debian's Abseil is not
-# either; tests/tsan/absl_sync_annotations.cc tells TSan what its mutexes
-# order, and tsan_race_canary proves that races are still caught.
-echo "== engine and sim concurrency tests under ThreadSanitizer =="
-cmake -G Ninja -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DVFIOMIG_SANITIZE=thread >/dev/null
-ninja -C build-tsan engine_test sim_test tsan_race_canary
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  ctest --test-dir build-tsan -L tsan --output-on-failure -j "$jobs"
 
 # libFuzzer targets of every parser of outside input (tests/fuzz): built
 # alone with clang, then each runs briefly from its committed corpus. New
