@@ -359,13 +359,13 @@ absl::Status SourceMigration::OpenStreams() {
       if (stop_.load()) d->stream->Cancel();
     }
   }
-  for (const auto& d : devices_) {
-    if (absl::Status s = d->stream->Open(peer->stub()); !s.ok()) {
-      failed_device_ = d->id;
-      return s;
-    }
-  }
-  return absl::OkStatus();
+  // Each Open waits for gRPC to start the call and send the HEADER frame;
+  // opened a few at a time those waits overlap (a group of many small
+  // devices spent most of its orchestration time here).
+  std::vector<DeviceRun*> all;
+  for (const auto& d : devices_) all.push_back(d.get());
+  return ForEachDevice(
+      all, [&](DeviceRun& d) { return d.stream->Open(peer->stub()); });
 }
 
 absl::Status SourceMigration::RunWave(size_t index) {
