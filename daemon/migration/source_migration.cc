@@ -65,11 +65,17 @@ class SourceMigration::Observer final : public ExecutorObserver {
                    std::string(result.status.message()));
     }
     const DeviceState state = device->state;
-    m_->tracker_->Publish(
-        [&](v1::Migration& m) {
-          SetState(m.mutable_devices(device->index), state);
-        },
-        EventInfo(message, wave_, phase_, !result.status.ok() || result.late));
+    auto set_state = [&](v1::Migration& m) {
+      SetState(m.mutable_devices(device->index), state);
+    };
+    if (result.status.ok() && !result.late) {
+      // A progress event: rate-limited, so a wave of many fast arcs costs
+      // a few events (each carries the whole resource) rather than one per
+      // device; the wave's own event follows with every state.
+      m_->tracker_->Progress(set_state, EventInfo(message, wave_, phase_));
+      return;
+    }
+    m_->tracker_->Publish(set_state, EventInfo(message, wave_, phase_, true));
   }
 
   void OnArcLate(const PlannedArc& arc, absl::Duration elapsed,
