@@ -35,6 +35,7 @@
 #include "daemon/store/journal.h"
 #include "daemon/store/state_dir.h"
 #include "daemon/systemd_notifier.h"
+#include "daemon/thread_stacks.h"
 #include "daemon/transport_security.h"
 #include "plugins/registry.h"
 #include "spdlog/spdlog.h"
@@ -343,6 +344,7 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
 
 int main(int argc, char** argv) {
   vfiomig::TuneMallocForStreaming();
+  vfiomig::UseSmallThreadStacks();
   // Blocked before any thread exists (gRPC's, backends'), so every thread
   // inherits the mask and only sigwait() below ever sees these signals.
   sigset_t stop_signals;

@@ -84,11 +84,15 @@ void MigrationTracker::Publish(Mutation update, const EventInfo& event) {
 }
 
 void MigrationTracker::Progress(Mutation update, const std::string& message) {
+  Progress(update, EventInfo(message));
+}
+
+void MigrationTracker::Progress(Mutation update, const EventInfo& event) {
   absl::MutexLock lock(&mu_);
   if (finished_) return;
   update(migration_);
   if (absl::Now() - last_event_ < options_.progress_interval) return;
-  SendLocked(EventInfo(message), /*progress=*/true,
+  SendLocked(event, /*progress=*/true,
              /*final=*/false);
 }
 

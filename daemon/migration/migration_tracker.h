@@ -103,6 +103,8 @@ class MigrationTracker {
   // Applies `update`; sends a progress event with `message` only when the
   // last event is at least progress_interval old.
   void Progress(Mutation update, const std::string& message);
+  // The same, with the event's wave.
+  void Progress(Mutation update, const EventInfo& event);
   // Applies `update` (which sets the final outcome; IN_PROGRESS and
   // UNSPECIFIED become FAILED), sends the final event and ends every
   // subscription. Only the first call counts.

@@ -66,11 +66,17 @@ class SourceMigration::Observer final : public ExecutorObserver {
                    std::string(result.status.message()));
     }
     const DeviceState state = device->state;
-    m_->tracker_->Publish(
-        [&](v1::Migration& m) {
-          SetState(m.mutable_devices(device->index), state);
-        },
-        EventInfo(message, wave_, phase_, !result.status.ok() || result.late));
+    auto set_state = [&](v1::Migration& m) {
+      SetState(m.mutable_devices(device->index), state);
+    };
+    if (result.status.ok() && !result.late) {
+      // A progress event: rate-limited, so a wave of many fast arcs costs
+      // a few events (each carries the whole resource) rather than one per
+      // device; the wave's own event follows with every state.
+      m_->tracker_->Progress(set_state, EventInfo(message, wave_, phase_));
+      return;
+    }
+    m_->tracker_->Publish(set_state, EventInfo(message, wave_, phase_, true));
   }
 
   void OnArcLate(const PlannedArc& arc, absl::Duration elapsed,
@@ -593,13 +599,13 @@ absl::Status SourceMigration::OpenStreams() {
       if (stop_.load()) d->stream->Cancel();
     }
   }
-  for (const auto& d : devices_) {
-    if (absl::Status s = d->stream->Open(peer->stub()); !s.ok()) {
-      failed_device_ = d->id;
-      return s;
-    }
-  }
-  return absl::OkStatus();
+  // Each Open waits for gRPC to start the call and send the HEADER frame;
+  // opened a few at a time those waits overlap (a group of many small
+  // devices spent most of its orchestration time here).
+  std::vector<DeviceRun*> all;
+  for (const auto& d : devices_) all.push_back(d.get());
+  return ForEachDevice(
+      all, [&](DeviceRun& d) { return d.stream->Open(peer->stub()); });
 }
 
 absl::Status SourceMigration::RunWave(size_t index) {

@@ -197,6 +197,9 @@ class SourceMigration {
   // see because of it.
   absl::Status ForEachDevice(const std::vector<DeviceRun*>& devices,
                              const std::function<absl::Status(DeviceRun&)>& fn);
+  // Waits for the summary of every stream that sent END (SendEnd); the
+  // first real failure names the device, as in ForEachDevice.
+  absl::Status AwaitSummaries(const std::vector<DeviceRun*>& devices);
   // Stops every pump and breaks every open stream.
   void StopStreams();
   void DestroyStreams();

@@ -1,5 +1,6 @@
 #include "daemon/migration/source_stream.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -62,9 +63,9 @@ absl::StatusOr<PumpResult> DeviceStream::Pump(
     if (stop.load(std::memory_order_relaxed)) {
       return absl::AbortedError(absl::StrCat(What(), ": stopped"));
     }
-    // Grows back to a whole frame; the capacity stays from the first frame,
-    // so this allocates once per stream.
-    frame.resize(stream::kFrameHeaderSize + kFramePayload);
+    // Grows back to a whole frame; the capacity stays from the largest
+    // frame, so this allocates a few times per stream at most.
+    frame.resize(stream::kFrameHeaderSize + payload_size_);
     const absl::Span<uint8_t> buffer(reinterpret_cast<uint8_t*>(frame.data()),
                                      frame.size());
     absl::StatusOr<size_t> n = session.Read(stream::PayloadArea(buffer));
@@ -77,6 +78,9 @@ absl::StatusOr<PumpResult> DeviceStream::Pump(
     if (*n == 0) {
       result.drained = true;
       break;
+    }
+    if (*n == payload_size_) {
+      payload_size_ = std::min(payload_size_ * 2, kFramePayload);
     }
     absl::StatusOr<size_t> length =
         writer_.SealData(section, buffer, *n, stream::ZeroCheck::kDetect);
@@ -93,9 +97,10 @@ absl::StatusOr<PumpResult> DeviceStream::Pump(
   return result;
 }
 
-absl::StatusOr<v1::StreamSummary> DeviceStream::Finish() {
-  if (call_ == nullptr || reaped_) {
-    return absl::FailedPreconditionError(absl::StrCat(What(), ": not open"));
+absl::Status DeviceStream::SendEnd() {
+  if (call_ == nullptr || reaped_ || ended_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(What(), ended_ ? ": END sent twice" : ": not open"));
   }
   message_.clear_frame();
   if (absl::Status status = writer_.AddEnd(message_.mutable_frame());
@@ -104,7 +109,16 @@ absl::StatusOr<v1::StreamSummary> DeviceStream::Finish() {
                         absl::StrCat(What(), ": ", status.message()));
   }
   if (absl::Status status = Send(); !status.ok()) return status;
+  ended_ = true;
   if (!call_->WritesDone()) return Reap();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::StreamSummary> DeviceStream::AwaitSummary() {
+  if (call_ == nullptr || reaped_ || !ended_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        What(), reaped_ ? ": already finished" : ": END not sent"));
+  }
   const grpc::Status status = call_->Finish();
   reaped_ = true;
   if (!status.ok()) return FromGrpc(status, What());
@@ -119,6 +133,11 @@ absl::StatusOr<v1::StreamSummary> DeviceStream::Finish() {
         sent.pre_copy_bytes, "+", sent.stop_copy_bytes, " bytes"));
   }
   return summary_;
+}
+
+absl::StatusOr<v1::StreamSummary> DeviceStream::Finish() {
+  if (absl::Status status = SendEnd(); !status.ok()) return status;
+  return AwaitSummary();
 }
 
 void DeviceStream::Cancel() {

@@ -5,7 +5,8 @@
 // data straight from the device's save session, then END. A byte travels
 // data_fd read -> frame payload -> gRPC: the read lands in the payload area
 // of the message's own frame buffer, the frame is sealed in place, and the
-// message is written. One frame buffer per stream, reused for every frame,
+// message is written. One frame buffer per stream, reused for every frame
+// (it grows from kFirstFramePayload while reads fill it),
 // so memory stays at one frame (kFramePayload) per device however large the
 // state; a slow destination blocks ClientWriter::Write (gRPC flow control),
 // which is the backpressure.
@@ -37,6 +38,12 @@ namespace vfiomig {
 // small enough to be one modest buffer per device and far below gRPC's
 // default 4 MiB message limit.
 inline constexpr size_t kFramePayload = size_t{1} << 20;
+
+// The payload of a stream's first data frame. Each full read doubles it up
+// to kFramePayload, so a device with little state never touches (zeroes,
+// faults in) a whole frame buffer: with many small devices those page
+// faults were most of a migration's CPU time.
+inline constexpr size_t kFirstFramePayload = size_t{16} << 10;
 
 struct PumpResult {
   // Device bytes sent (zero runs count their length).
@@ -70,7 +77,13 @@ class DeviceStream {
   // Sends END, half-closes, and waits for the destination's StreamSummary,
   // which must match what was sent (frames and bytes per section): the
   // destination has then written the whole stream into its device.
+  // SendEnd then AwaitSummary.
   absl::StatusOr<v1::StreamSummary> Finish();
+  // Finish in two halves, so that a caller ending many streams overlaps
+  // their round trips: send END and half-close (does not wait for the
+  // destination), then wait for and check the summary.
+  absl::Status SendEnd();
+  absl::StatusOr<v1::StreamSummary> AwaitSummary();
 
   // Breaks the call: a Pump blocked on a slow destination returns with an
   // error soon after. Thread-safe; idempotent.
@@ -98,9 +111,13 @@ class DeviceStream {
   std::unique_ptr<grpc::ClientWriterInterface<v1::StateFrame>> call_;
   // The call's final status has been collected (ClientWriter::Finish).
   bool reaped_ = false;
+  // END was sent and the call half-closed (SendEnd).
+  bool ended_ = false;
   stream::StreamWriter writer_;
   // Reused for every frame: its `frame` string is the frame buffer.
   v1::StateFrame message_;
+  // Payload bytes the next read asks for (kFirstFramePayload..kFramePayload).
+  size_t payload_size_ = kFirstFramePayload;
   std::atomic<bool> cancelled_{false};
 };
 

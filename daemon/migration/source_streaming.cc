@@ -98,6 +98,41 @@ absl::Status SourceMigration::ForEachDevice(
   return *consequence;
 }
 
+absl::Status SourceMigration::AwaitSummaries(
+    const std::vector<DeviceRun*>& devices) {
+  std::vector<absl::Status> results(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    DeviceRun& d = *devices[i];
+    absl::StatusOr<v1::StreamSummary> summary = d.stream->AwaitSummary();
+    if (!summary.ok()) {
+      results[i] = summary.status();
+      StopStreams();  // the others then return at once
+      continue;
+    }
+    spdlog::info(
+        "migration {} device {}: stream to {} complete: {} frames, "
+        "{} pre-copy + {} stop-copy bytes",
+        spec_.id, d.id, d.target, summary->frames(), summary->pre_copy_bytes(),
+        summary->stop_copy_bytes());
+  }
+  // As in ForEachDevice: the first failure that is not a consequence of
+  // the stop names the device.
+  const absl::Status* consequence = nullptr;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const absl::Status& status = results[i];
+    if (status.ok()) continue;
+    if (status.code() != absl::StatusCode::kAborted &&
+        status.code() != absl::StatusCode::kCancelled) {
+      if (failed_device_.empty()) failed_device_ = devices[i]->id;
+      return status;
+    }
+    if (consequence == nullptr) consequence = &status;
+  }
+  if (consequence == nullptr) return absl::OkStatus();
+  if (cancelled_.load()) return CheckContinue();
+  return *consequence;
+}
+
 void SourceMigration::StopStreams() {
   stop_.store(true);
   absl::MutexLock lock(&mu_);
@@ -346,15 +381,11 @@ absl::Status SourceMigration::StreamStopCopy(int wave) {
         std::numeric_limits<uint64_t>::max(), stop_,
         [&](uint64_t n) { OnFrame(d, stream::Section::kStopCopy, n); });
     if (!result.ok()) return result.status();
-    absl::StatusOr<v1::StreamSummary> summary = d.stream->Finish();
-    if (!summary.ok()) return summary.status();
-    spdlog::info(
-        "migration {} device {}: stream to {} complete: {} frames, "
-        "{} pre-copy + {} stop-copy bytes",
-        spec_.id, d.id, d.target, summary->frames(), summary->pre_copy_bytes(),
-        summary->stop_copy_bytes());
-    return absl::OkStatus();
+    return d.stream->SendEnd();
   });
+  // The destination's confirmations, once every stream has ended: their
+  // round trips overlap instead of holding up the next device's data.
+  if (status.ok()) status = AwaitSummaries(all);
   const absl::Duration elapsed = absl::Now() - start;
   streaming_time_ += elapsed;
   if (!status.ok()) return status;

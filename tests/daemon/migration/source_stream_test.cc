@@ -3,11 +3,13 @@
 // errors and cancellation surface as statuses.
 #include "daemon/migration/source_stream.h"
 
+#include <algorithm>
 #include <atomic>
 #include <limits>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -200,6 +202,46 @@ TEST_F(SourceStreamTest, BudgetEndsAPrecopyPumpEarly) {
   // One frame at most.
   EXPECT_LE(pre->bytes, kFramePayload);
   EXPECT_GT(pre->bytes, 0u);
+}
+
+TEST_F(SourceStreamTest, FramesGrowFromASmallFirstOneToFullSize) {
+  std::unique_ptr<DataSession> session = StopCopySession("big0");
+  ASSERT_NE(session, nullptr);
+  Open("big0");
+  std::vector<uint64_t> sizes;
+  absl::StatusOr<PumpResult> result =
+      stream_->Pump(*session, stream::Section::kStopCopy,
+                    std::numeric_limits<uint64_t>::max(), stop_,
+                    [&](uint64_t n) { sizes.push_back(n); });
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(stream_->Finish().ok());
+  // A small device never touches a whole frame buffer; a large one soon
+  // sends whole frames.
+  ASSERT_GT(sizes.size(), 8u);
+  EXPECT_EQ(sizes[0], kFirstFramePayload);
+  EXPECT_EQ(sizes[1], 2 * kFirstFramePayload);
+  EXPECT_EQ(sizes[sizes.size() / 2], kFramePayload);
+  EXPECT_LE(*std::max_element(sizes.begin(), sizes.end()), kFramePayload);
+}
+
+TEST_F(SourceStreamTest, FinishesInTwoHalves) {
+  std::unique_ptr<DataSession> session = StopCopySession("big0");
+  ASSERT_NE(session, nullptr);
+  Open("big0");
+  EXPECT_EQ(stream_->AwaitSummary().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<PumpResult> pumped =
+      stream_->Pump(*session, stream::Section::kStopCopy,
+                    std::numeric_limits<uint64_t>::max(), stop_, nullptr);
+  ASSERT_TRUE(pumped.ok()) << pumped.status();
+  ASSERT_TRUE(stream_->SendEnd().ok());
+  EXPECT_EQ(stream_->SendEnd().code(), absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<v1::StreamSummary> summary = stream_->AwaitSummary();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->stop_copy_bytes(), pumped->bytes);
+  EXPECT_TRUE(peer_.ended);
+  EXPECT_EQ(stream_->AwaitSummary().status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(SourceStreamTest, SlowDestinationBlocksTheSender) {
