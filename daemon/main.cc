@@ -17,6 +17,7 @@
 #include "daemon/config/daemon_config.h"
 #include "daemon/control_service.h"
 #include "daemon/crash_point.h"
+#include "daemon/datachannel/policy.h"
 #include "daemon/domains/domain_admission.h"
 #include "daemon/handoff/handoff_server.h"
 #include "daemon/handoff/protocol.h"
@@ -234,6 +235,29 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
   migration_options.peer_timeout = absl::Milliseconds(flags.peer_timeout_ms);
   migration_options.transport = *transport;
   migration_options.journal = journal->get();
+  // Device state leaves in plaintext on a data channel: only where the
+  // peer link is plaintext too (datachannel/policy.h).
+  const datachannel::Decision data_channel = datachannel::DecideDataChannel(
+      flags.data_channel, /*peer_link_tls=*/transport->has_tls());
+  migration_options.data_channel = data_channel.enabled;
+  if (!data_channel.enabled) {
+    spdlog::info("no data channel: {}", data_channel.reason);
+  } else {
+    std::vector<std::string> hosts;
+    for (const std::string& target : flags.listen) {
+      absl::StatusOr<ListenAddress> address = ParseListenAddress(target);
+      if (address.ok() && address->tcp_host.has_value()) {
+        hosts.push_back(*address->tcp_host);
+      }
+    }
+    // Without a TCP listen target no other host can reach this daemon:
+    // incoming streams use the peer API.
+    if (!hosts.empty()) {
+      if (absl::Status s = peer.EnableDataChannel(hosts); !s.ok()) {
+        spdlog::warn("no data channel: {}", std::string(s.message()));
+      }
+    }
+  }
   MigrationManager migrations(inventory->get(), &leases, migration_options);
   if (absl::Status status =
           LoadJournal(**journal, migration_options, destination_options,

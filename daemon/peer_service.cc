@@ -48,7 +48,44 @@ PeerService::PeerService(const Inventory* inventory, DeviceLeases* leases,
                          DestinationOptions options)
     : registry_(inventory, leases, std::move(options)) {}
 
-PeerService::~PeerService() = default;
+PeerService::~PeerService() {
+  // Its connections' streams belong to migrations the registry aborts on
+  // its destruction: break them first.
+  if (data_channel_ != nullptr) data_channel_->Stop();
+}
+
+absl::Status PeerService::EnableDataChannel(
+    const std::vector<std::string>& hosts) {
+  absl::StatusOr<std::unique_ptr<datachannel::DataChannelListener>> listener =
+      datachannel::DataChannelListener::Start(
+          hosts, [this](const std::string& migration_id,
+                        const std::string& target_device_id) {
+            return registry_.OpenStream(migration_id, target_device_id);
+          });
+  if (!listener.ok()) return listener.status();
+  data_channel_ = *std::move(listener);
+  for (const datachannel::Endpoint& e : data_channel_->endpoints()) {
+    spdlog::info("data channel listening on {} port {}", e.host, e.port);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<datachannel::Endpoint> PeerService::data_channel_endpoints() const {
+  if (data_channel_ == nullptr) return {};
+  return data_channel_->endpoints();
+}
+
+uint64_t PeerService::data_channel_streams() const {
+  return data_channel_ == nullptr ? 0 : data_channel_->streams_opened();
+}
+
+void PeerService::StopDataChannel() {
+  if (data_channel_ != nullptr) data_channel_->Stop();
+}
+
+void PeerService::Withdraw(const std::string& migration_id) {
+  if (data_channel_ != nullptr) data_channel_->Withdraw(migration_id);
+}
 
 grpc::Status PeerService::Prepare(grpc::ServerContext* context,
                                   const v1::PrepareRequest* request,
@@ -63,6 +100,23 @@ grpc::Status PeerService::Prepare(grpc::ServerContext* context,
   absl::StatusOr<v1::PrepareResponse> result = registry_.Prepare(*request);
   if (!result.ok()) return Reject("Prepare", context, result.status());
   *response = *std::move(result);
+  if (response->ready() && data_channel_ != nullptr) {
+    absl::StatusOr<datachannel::Token> token =
+        data_channel_->Offer(request->migration_id());
+    if (token.ok()) {
+      v1::DataChannelOffer* offer = response->mutable_data_channel();
+      offer->set_token(token->data(), token->size());
+      for (const datachannel::Endpoint& e : data_channel_->endpoints()) {
+        v1::DataChannelEndpoint* endpoint = offer->add_endpoints();
+        endpoint->set_host(e.host);
+        endpoint->set_port(e.port);
+      }
+    } else {
+      // The streams then take the gRPC path.
+      spdlog::warn("migration {}: no data channel: {}", request->migration_id(),
+                   token.status().ToString());
+    }
+  }
   return grpc::Status::OK;
 }
 
@@ -136,6 +190,7 @@ grpc::Status PeerService::Commit(grpc::ServerContext* context,
   if (absl::Status s = ValidateMigrationId(request->migration_id()); !s.ok()) {
     return Reject("Commit", context, s);
   }
+  Withdraw(request->migration_id());
   absl::StatusOr<v1::CommitResponse> result =
       registry_.Commit(request->migration_id());
   if (!result.ok()) return Reject("Commit", context, result.status());
@@ -155,6 +210,7 @@ grpc::Status PeerService::Abort(grpc::ServerContext* context,
   constexpr size_t kMaxReason = 1024;
   std::string reason = request->reason().substr(0, kMaxReason);
   if (reason.empty()) reason = "requested by the source";
+  Withdraw(request->migration_id());
   *response = registry_.Abort(
       request->migration_id(),
       absl::StrCat("aborted by ", PeerOf(context), ": ", reason));

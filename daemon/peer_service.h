@@ -24,6 +24,10 @@
 //    NOT_FOUND when the migration holds no state to commit.
 //  - Abort: always OK (unknown ids included).
 //
+// With a data channel (EnableDataChannel), a ready PrepareResponse also
+// offers data channel endpoints and a token; the source may then send its
+// streams over them (daemon/datachannel/) instead of StreamState calls.
+//
 // `inventory` and `leases` must outlive the service. Destroy it only after
 // the gRPC server has shut down: it aborts incoming migrations still in
 // progress.
@@ -31,10 +35,12 @@
 #define VFIOMIG_DAEMON_PEER_SERVICE_H_
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/datachannel/listener.h"
 #include "daemon/inventory.h"
 #include "daemon/migration/destination_options.h"
 #include "daemon/migration/destination_registry.h"
@@ -75,11 +81,30 @@ class PeerService final : public v1::PeerService::Service {
 
   DestinationRegistry& registry() { return registry_; }
 
+  // Listens for data channel connections on every host of `hosts` (the
+  // daemon's TCP listen hosts) and offers them in ready PrepareResponses.
+  // Call before the server starts. Fails when no host can be bound.
+  absl::Status EnableDataChannel(const std::vector<std::string>& hosts);
+  // The listener's endpoints; empty without a data channel.
+  std::vector<datachannel::Endpoint> data_channel_endpoints() const;
+  // Streams opened over the data channel so far.
+  uint64_t data_channel_streams() const;
+  // Stops accepting data channel connections and breaks open ones (their
+  // streams fail). Prepare keeps offering the endpoints, which then refuse
+  // connections: sources fall back to StreamState. Idempotent.
+  void StopDataChannel();
+
   // Calls being handled right now; lets shutdown stop waiting early.
   int calls_in_flight() const { return calls_in_flight_.load(); }
 
  private:
+  // The migration ended (Commit, Abort): its data channel token goes.
+  void Withdraw(const std::string& migration_id);
+
   DestinationRegistry registry_;
+  // Declared after registry_, so destroyed first: its connections feed the
+  // registry's streams.
+  std::unique_ptr<datachannel::DataChannelListener> data_channel_;
   std::atomic<int> calls_in_flight_{0};
 };
 

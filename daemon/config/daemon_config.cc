@@ -179,6 +179,15 @@ void DeclareSettings(SettingTable& table, DaemonConfig& c) {
            "arcs they run)")
       ->check(CLI::Range(uint32_t{100}, kMaxArcTimeoutMs))
       ->capture_default_str();
+  table
+      .Add("--data-channel", "migration.data_channel", c.data_channel,
+           "Carry state streams on plain TCP connections beside the peer "
+           "API (one per device, on an ephemeral port of each TCP --listen "
+           "host, authenticated by a per-migration token but not "
+           "encrypted) instead of StreamState calls: far less CPU per GiB. "
+           "Only while the peer link is plaintext too; a source falls back "
+           "to StreamState when it cannot reach them")
+      ->capture_default_str();
 }
 
 std::string_view TomlKindName(TomlKind kind) {

@@ -88,6 +88,9 @@ struct DaemonConfig {
   std::string switchover = "none";
   uint32_t switchover_timeout_ms = 30000;
   uint32_t peer_timeout_ms = 10000;
+  // State streams on plain TCP data connections beside the peer link
+  // (daemon/datachannel/), where the peer link is plaintext too.
+  bool data_channel = true;
 
   // [drivers.NAME] (config file only), by driver name.
   std::map<std::string, DriverDeadlines> driver_deadlines;

@@ -332,6 +332,7 @@ absl::StatusOr<v1::Migration> MigrationManager::StartReserved(
       request.arc_timeout_ms(), options_.driver_deadlines, drivers);
   spec.precopy = options_.precopy;
   spec.peer_timeout = options_.peer_timeout;
+  spec.data_channel = options_.data_channel;
   spec.switchover = *std::move(switchover);
   spec.domain = workload.domain();
   spec.source_vmm_socket = workload.source_qmp_socket();

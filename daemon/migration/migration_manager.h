@@ -62,6 +62,9 @@ struct MigrationOptions {
   // the daemon has TLS files, plaintext only with --insecure. The default
   // allows unix-socket destinations only (a TCP one is refused at Start).
   TransportSecurity transport;
+  // Use a destination's data channel offer (SourceMigrationSpec); the
+  // daemon sets it by datachannel::DecideDataChannel.
+  bool data_channel = false;
   // This host's name in stream headers; gethostname() when empty.
   std::string source_host;
   // Finished migrations kept for Get/List.

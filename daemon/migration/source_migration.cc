@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
+#include "daemon/datachannel/sender.h"
 #include "daemon/migration/device_identity.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/proto_convert.h"
@@ -18,6 +19,14 @@
 #include "vfiomig/v1/stream.pb.h"
 
 namespace vfiomig {
+namespace {
+
+// Connecting a data channel, the destination's answer to the hello
+// included. An unreachable channel costs at most this per candidate
+// before the streams fall back to the peer link.
+constexpr absl::Duration kDataChannelConnectTimeout = absl::Seconds(2);
+
+}  // namespace
 
 // Reports the executor's arcs into the tracker and the log. Runs on the
 // migration thread (the executor calls it there).
@@ -579,6 +588,7 @@ absl::Status SourceMigration::PrepareDestination() {
                      " refused: ", absl::StrJoin(refusals, "; ")));
   }
   prepared_ = true;
+  if (spec_.data_channel) data_channel_offer_ = response->data_channel();
   spdlog::info("migration {}: destination {} prepared {} devices", spec_.id,
                spec_.destination, devices_.size());
   tracker_->Publish(
@@ -599,13 +609,76 @@ absl::Status SourceMigration::OpenStreams() {
       if (stop_.load()) d->stream->Cancel();
     }
   }
-  // Each Open waits for gRPC to start the call and send the HEADER frame;
-  // opened a few at a time those waits overlap (a group of many small
-  // devices spent most of its orchestration time here).
   std::vector<DeviceRun*> all;
   for (const auto& d : devices_) all.push_back(d.get());
-  return ForEachDevice(
-      all, [&](DeviceRun& d) { return d.stream->Open(peer->stub()); });
+  if (all.empty()) return absl::OkStatus();
+  // The first stream finds out whether the data channel the destination
+  // offered (if any) can be reached; the others then use what it found.
+  if (absl::Status s = OpenFirstStream(*all.front(), *peer); !s.ok()) {
+    failed_device_ = all.front()->id;
+    return s;
+  }
+  all.erase(all.begin());
+  // Each Open waits for the call or connection to start and the HEADER to
+  // leave; opened a few at a time those waits overlap (a group of many
+  // small devices spent most of its orchestration time here).
+  return ForEachDevice(all, [&](DeviceRun& d) { return OpenStream(d, *peer); });
+}
+
+datachannel::Hello SourceMigration::HelloFor(const DeviceRun& device) const {
+  datachannel::Hello hello;
+  const std::string& token = data_channel_offer_.token();
+  std::copy_n(token.begin(), std::min(token.size(), hello.token.size()),
+              hello.token.begin());
+  hello.migration_id = spec_.id;
+  hello.target_device_id = device.target;
+  return hello;
+}
+
+absl::Status SourceMigration::OpenFirstStream(DeviceRun& device,
+                                              PeerClient& peer) {
+  std::vector<std::string> failures;
+  for (const datachannel::Target& target : datachannel::DataChannelTargets(
+           data_channel_offer_, spec_.destination)) {
+    absl::StatusOr<std::unique_ptr<FrameTransport>> transport =
+        datachannel::OpenDataConnection(target.host, target.port,
+                                        HelloFor(device),
+                                        kDataChannelConnectTimeout);
+    if (transport.ok()) {
+      data_channel_target_ = target;
+      spdlog::info("migration {}: streaming over the data channel {}:{}",
+                   spec_.id, target.host, target.port);
+      return device.stream->Open(*std::move(transport));
+    }
+    failures.push_back(absl::StrCat(target.host, ":", target.port, ": ",
+                                    transport.status().message()));
+  }
+  if (!failures.empty()) {
+    spdlog::warn(
+        "migration {}: data channel unusable ({}); streaming over the peer "
+        "link instead",
+        spec_.id, absl::StrJoin(failures, "; "));
+  }
+  return device.stream->Open(peer.stub());
+}
+
+absl::Status SourceMigration::OpenStream(DeviceRun& device, PeerClient& peer) {
+  if (data_channel_target_.has_value()) {
+    const datachannel::Target& target = *data_channel_target_;
+    absl::StatusOr<std::unique_ptr<FrameTransport>> transport =
+        datachannel::OpenDataConnection(target.host, target.port,
+                                        HelloFor(device),
+                                        kDataChannelConnectTimeout);
+    if (transport.ok()) return device.stream->Open(*std::move(transport));
+    // This device's state takes the peer link; the destination accepts
+    // either for any device.
+    spdlog::warn(
+        "migration {} device {}: data channel {}:{}: {}; streaming over the "
+        "peer link instead",
+        spec_.id, device.id, target.host, target.port,
+        std::string(transport.status().message()));
+  }
+  return device.stream->Open(peer.stub());
 }
 
 absl::Status SourceMigration::RunWave(size_t index) {

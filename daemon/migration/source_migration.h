@@ -60,6 +60,8 @@
 #include "absl/time/time.h"
 #include "daemon/core/planner.h"
 #include "daemon/core/precopy.h"
+#include "daemon/datachannel/handshake.h"
+#include "daemon/datachannel/targets.h"
 #include "daemon/engine/transition_executor.h"
 #include "daemon/migration/abort_sender.h"
 #include "daemon/migration/device_leases.h"
@@ -100,6 +102,11 @@ struct SourceMigrationSpec {
   std::string source_vmm_socket;
   std::string destination_vmm_socket;
   absl::Duration switchover_timeout = absl::Seconds(30);
+  // Send the state streams over a data channel when the destination offers
+  // one (daemon/datachannel/; the daemon sets this only where the peer link
+  // is plaintext, policy.h); otherwise, or when it cannot be reached, in
+  // StreamState calls on the peer link.
+  bool data_channel = false;
   // Held until the migration has finished; released before the final event.
   Lease lease;
   // The migration's journal row (stage kStarted already recorded).
@@ -160,6 +167,14 @@ class SourceMigration {
   absl::Status LoadDestination();
   absl::Status PrepareDestination();
   absl::Status OpenStreams();
+  // Opens `device`'s stream over the data channel the destination offered:
+  // the first reachable candidate becomes data_channel_target_; without an
+  // offer, or when none is reachable, over a StreamState call.
+  absl::Status OpenFirstStream(DeviceRun& device, PeerClient& peer);
+  // Opens `device`'s stream over data_channel_target_ when set (falling
+  // back to StreamState for this device if that fails), else StreamState.
+  absl::Status OpenStream(DeviceRun& device, PeerClient& peer);
+  datachannel::Hello HelloFor(const DeviceRun& device) const;
   absl::Status RunWave(size_t index);
   // Cancelled, or the destination connection is gone.
   absl::Status CheckContinue();
@@ -240,6 +255,11 @@ class SourceMigration {
   bool load_sent_ = false;
   // The commit point is recorded: no rollback from here on.
   bool handed_over_ = false;
+  // From the PrepareResponse (empty when spec_.data_channel is off).
+  // data_channel_target_ is set once a data connection worked, before the
+  // other streams open (they only read it).
+  v1::DataChannelOffer data_channel_offer_;
+  std::optional<datachannel::Target> data_channel_target_;
   bool paused_ = false;
   std::string failed_device_;
   std::string failed_arc_;

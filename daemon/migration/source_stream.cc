@@ -1,6 +1,7 @@
 #include "daemon/migration/source_stream.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,94 @@
 #include "spdlog/spdlog.h"
 
 namespace vfiomig {
+namespace {
+
+class GrpcTransport final : public FrameTransport {
+ public:
+  GrpcTransport(v1::PeerService::StubInterface& stub,
+                const std::string& migration_id,
+                const std::string& target_device_id) {
+    message_.set_migration_id(migration_id);
+    message_.set_target_device_id(target_device_id);
+    call_ = stub.StreamState(&context_, &summary_);
+  }
+
+  // Cancels and reaps a call that was not finished.
+  ~GrpcTransport() override {
+    if (!reaped_) {
+      context_.TryCancel();
+      call_->Finish().IgnoreError();
+    }
+  }
+
+  absl::Span<uint8_t> Buffer(size_t size) override {
+    std::string& frame = *message_.mutable_frame();
+    // Grows back to `size`; the capacity stays from the largest frame so
+    // far, so this allocates a few times per stream at most.
+    frame.resize(size);
+    return absl::MakeSpan(reinterpret_cast<uint8_t*>(frame.data()), size);
+  }
+
+  absl::Status Send(size_t length) override {
+    message_.mutable_frame()->resize(length);
+    if (!call_->Write(message_)) return Reap();
+    // Only the first message names the stream.
+    if (!message_.migration_id().empty()) {
+      message_.clear_migration_id();
+      message_.clear_target_device_id();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status HalfClose() override {
+    if (!call_->WritesDone()) return Reap();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::StreamSummary> AwaitSummary() override {
+    const grpc::Status status = call_->Finish();
+    reaped_ = true;
+    if (!status.ok()) return FromGrpc(status, "StreamState");
+    return summary_;
+  }
+
+  void Cancel() override {
+    cancelled_.store(true);
+    context_.TryCancel();
+  }
+
+  const char* name() const override { return "gRPC"; }
+
+ private:
+  // The call broke: collects its final status.
+  absl::Status Reap() {
+    const grpc::Status status = call_->Finish();
+    reaped_ = true;
+    if (cancelled_.load()) return absl::CancelledError("cancelled");
+    if (status.ok()) {
+      return absl::UnavailableError("destination ended the call early");
+    }
+    return FromGrpc(status, "StreamState");
+  }
+
+  // Declared before call_: the call refers to them and must go first.
+  grpc::ClientContext context_;
+  v1::StreamSummary summary_;
+  std::unique_ptr<grpc::ClientWriterInterface<v1::StateFrame>> call_;
+  // The call's final status has been collected (ClientWriter::Finish).
+  bool reaped_ = false;
+  // Reused for every frame: its `frame` string is the frame buffer.
+  v1::StateFrame message_;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<FrameTransport> GrpcFrameTransport(
+    v1::PeerService::StubInterface& stub, const std::string& migration_id,
+    const std::string& target_device_id) {
+  return std::make_unique<GrpcTransport>(stub, migration_id, target_device_id);
+}
 
 DeviceStream::DeviceStream(std::string migration_id,
                            std::string source_device_id,
@@ -18,56 +107,82 @@ DeviceStream::DeviceStream(std::string migration_id,
       target_device_id_(std::move(target_device_id)),
       header_(std::move(header)) {}
 
-DeviceStream::~DeviceStream() {
-  if (call_ != nullptr && !reaped_) {
-    context_.TryCancel();
-    call_->Finish().IgnoreError();
-  }
-}
+DeviceStream::~DeviceStream() = default;
 
 std::string DeviceStream::What() const {
   return absl::StrCat("stream of ", source_device_id_, " to ",
                       target_device_id_);
 }
 
+std::string DeviceStream::transport_name() const {
+  absl::MutexLock lock(&mu_);
+  return transport_ == nullptr ? "" : transport_->name();
+}
+
 absl::Status DeviceStream::Open(v1::PeerService::StubInterface& stub) {
-  if (call_ != nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(What(), ": open twice"));
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) {
+      return absl::CancelledError(absl::StrCat(What(), ": cancelled"));
+    }
+    if (transport_ != nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(What(), ": open twice"));
+    }
   }
-  message_.set_migration_id(migration_id_);
-  message_.set_target_device_id(target_device_id_);
-  if (absl::Status status =
-          writer_.AddHeader(header_, message_.mutable_frame());
-      !status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat(What(), ": ", status.message()));
+  return Open(GrpcFrameTransport(stub, migration_id_, target_device_id_));
+}
+
+absl::Status DeviceStream::Open(std::unique_ptr<FrameTransport> transport) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (transport_ != nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(What(), ": open twice"));
+    }
+    transport_ = std::move(transport);
+    open_ = transport_.get();
+    if (cancelled_) {
+      open_->Cancel();
+      stage_ = Stage::kDone;
+      return absl::CancelledError(absl::StrCat(What(), ": cancelled"));
+    }
   }
-  call_ = stub.StreamState(&context_, &summary_);
-  if (absl::Status status = Send(); !status.ok()) return status;
-  // Only the first message names the stream.
-  message_.clear_migration_id();
-  message_.clear_target_device_id();
+  stage_ = Stage::kOpen;
+  std::string frame;
+  if (absl::Status status = writer_.AddHeader(header_, &frame); !status.ok()) {
+    return Broken(status);
+  }
+  return SendBuilt(frame);
+}
+
+absl::Status DeviceStream::SendBuilt(const std::string& frame) {
+  absl::Span<uint8_t> buffer = open_->Buffer(frame.size());
+  std::memcpy(buffer.data(), frame.data(), frame.size());
+  if (absl::Status s = open_->Send(frame.size()); !s.ok()) return Broken(s);
   return absl::OkStatus();
+}
+
+absl::Status DeviceStream::Broken(const absl::Status& status) {
+  stage_ = Stage::kDone;
+  return absl::Status(status.code(),
+                      absl::StrCat(What(), ": ", status.message()));
 }
 
 absl::StatusOr<PumpResult> DeviceStream::Pump(
     DataSession& session, stream::Section section, uint64_t budget,
     const std::atomic<bool>& stop,
     const std::function<void(uint64_t)>& on_frame) {
-  if (call_ == nullptr || reaped_) {
+  if (stage_ != Stage::kOpen) {
     return absl::FailedPreconditionError(absl::StrCat(What(), ": not open"));
   }
   PumpResult result;
-  std::string& frame = *message_.mutable_frame();
   while (result.bytes < budget) {
     if (stop.load(std::memory_order_relaxed)) {
       return absl::AbortedError(absl::StrCat(What(), ": stopped"));
     }
-    // Grows back to a whole frame; the capacity stays from the largest
-    // frame, so this allocates a few times per stream at most.
-    frame.resize(stream::kFrameHeaderSize + payload_size_);
-    const absl::Span<uint8_t> buffer(reinterpret_cast<uint8_t*>(frame.data()),
-                                     frame.size());
+    const absl::Span<uint8_t> buffer =
+        open_->Buffer(stream::kFrameHeaderSize + payload_size_);
     absl::StatusOr<size_t> n = session.Read(stream::PayloadArea(buffer));
     if (!n.ok()) {
       return absl::Status(n.status().code(),
@@ -89,8 +204,7 @@ absl::StatusOr<PumpResult> DeviceStream::Pump(
           length.status().code(),
           absl::StrCat(What(), ": ", length.status().message()));
     }
-    frame.resize(*length);
-    if (absl::Status status = Send(); !status.ok()) return status;
+    if (absl::Status s = open_->Send(*length); !s.ok()) return Broken(s);
     result.bytes += *n;
     if (on_frame) on_frame(*n);
   }
@@ -98,41 +212,42 @@ absl::StatusOr<PumpResult> DeviceStream::Pump(
 }
 
 absl::Status DeviceStream::SendEnd() {
-  if (call_ == nullptr || reaped_ || ended_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(What(), ended_ ? ": END sent twice" : ": not open"));
+  if (stage_ != Stage::kOpen) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        What(), stage_ == Stage::kNew ? ": not open" : ": already ended"));
   }
-  message_.clear_frame();
-  if (absl::Status status = writer_.AddEnd(message_.mutable_frame());
-      !status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat(What(), ": ", status.message()));
+  std::string end;
+  if (absl::Status status = writer_.AddEnd(&end); !status.ok()) {
+    return Broken(status);
   }
-  if (absl::Status status = Send(); !status.ok()) return status;
-  ended_ = true;
-  if (!call_->WritesDone()) return Reap();
+  if (absl::Status status = SendBuilt(end); !status.ok()) return status;
+  if (absl::Status status = open_->HalfClose(); !status.ok()) {
+    return Broken(status);
+  }
+  stage_ = Stage::kEnded;
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::StreamSummary> DeviceStream::AwaitSummary() {
-  if (call_ == nullptr || reaped_ || !ended_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        What(), reaped_ ? ": already finished" : ": END not sent"));
+  if (stage_ != Stage::kEnded) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(What(), stage_ == Stage::kDone ? ": already finished"
+                                                    : ": END not sent"));
   }
-  const grpc::Status status = call_->Finish();
-  reaped_ = true;
-  if (!status.ok()) return FromGrpc(status, What());
+  stage_ = Stage::kDone;
+  absl::StatusOr<v1::StreamSummary> summary = open_->AwaitSummary();
+  if (!summary.ok()) return Broken(summary.status());
   const stream::StreamTotals sent = writer_.totals();
-  if (summary_.frames() != writer_.next_sequence() ||
-      summary_.pre_copy_bytes() != sent.pre_copy_bytes ||
-      summary_.stop_copy_bytes() != sent.stop_copy_bytes) {
+  if (summary->frames() != writer_.next_sequence() ||
+      summary->pre_copy_bytes() != sent.pre_copy_bytes ||
+      summary->stop_copy_bytes() != sent.stop_copy_bytes) {
     return absl::DataLossError(absl::StrCat(
-        What(), ": destination received ", summary_.frames(), " frames, ",
-        summary_.pre_copy_bytes(), "+", summary_.stop_copy_bytes(),
+        What(), ": destination received ", summary->frames(), " frames, ",
+        summary->pre_copy_bytes(), "+", summary->stop_copy_bytes(),
         " bytes; sent ", writer_.next_sequence(), " frames, ",
         sent.pre_copy_bytes, "+", sent.stop_copy_bytes, " bytes"));
   }
-  return summary_;
+  return summary;
 }
 
 absl::StatusOr<v1::StreamSummary> DeviceStream::Finish() {
@@ -141,26 +256,9 @@ absl::StatusOr<v1::StreamSummary> DeviceStream::Finish() {
 }
 
 void DeviceStream::Cancel() {
-  cancelled_.store(true);
-  context_.TryCancel();
-}
-
-absl::Status DeviceStream::Send() {
-  if (call_->Write(message_)) return absl::OkStatus();
-  return Reap();
-}
-
-absl::Status DeviceStream::Reap() {
-  const grpc::Status status = call_->Finish();
-  reaped_ = true;
-  if (cancelled_.load()) {
-    return absl::CancelledError(absl::StrCat(What(), ": cancelled"));
-  }
-  if (status.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat(What(), ": destination ended the call early"));
-  }
-  return FromGrpc(status, What());
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (transport_ != nullptr) transport_->Cancel();
 }
 
 }  // namespace vfiomig

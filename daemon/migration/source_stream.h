@@ -1,15 +1,16 @@
-// DeviceStream: one device's outgoing StreamState call.
+// DeviceStream: one device's outgoing state stream.
 //
 // Carries the device's state stream (daemon/stream/format.h) to the
-// destination: the HEADER frame when opened, then pre-copy and stop-copy
-// data straight from the device's save session, then END. A byte travels
-// data_fd read -> frame payload -> gRPC: the read lands in the payload area
-// of the message's own frame buffer, the frame is sealed in place, and the
-// message is written. One frame buffer per stream, reused for every frame
-// (it grows from kFirstFramePayload while reads fill it),
-// so memory stays at one frame (kFramePayload) per device however large the
-// state; a slow destination blocks ClientWriter::Write (gRPC flow control),
-// which is the backpressure.
+// destination over a FrameTransport (frame_transport.h: a StreamState call
+// on the gRPC peer link, or a data channel connection): the HEADER frame
+// when opened, then pre-copy and stop-copy data straight from the device's
+// save session, then END. A byte travels data_fd read -> frame payload ->
+// transport: the read lands in the payload area of the transport's own
+// frame buffer, the frame is sealed in place, and sent. One frame buffer
+// per stream, reused for every frame (it grows from kFirstFramePayload
+// while reads fill it), so memory stays at one frame (kFramePayload) per
+// device however large the state; a slow destination blocks the send (gRPC
+// or TCP flow control), which is the backpressure.
 //
 // Thread-compatible, except Cancel, which any thread may call at any time:
 // one thread at a time opens, pumps and finishes a stream.
@@ -25,6 +26,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/migration/frame_transport.h"
 #include "daemon/stream/format.h"
 #include "daemon/stream/header.h"
 #include "daemon/stream/writer.h"
@@ -57,14 +60,16 @@ class DeviceStream {
  public:
   DeviceStream(std::string migration_id, std::string source_device_id,
                std::string target_device_id, stream::StreamHeader header);
-  // Cancels and reaps a call that was not finished.
+  // Cancels and reaps a transport that was not finished.
   ~DeviceStream();
 
   DeviceStream(const DeviceStream&) = delete;
   DeviceStream& operator=(const DeviceStream&) = delete;
 
-  // Starts the call on `stub` and sends the HEADER frame.
+  // Starts a StreamState call on `stub` and sends the HEADER frame.
   absl::Status Open(v1::PeerService::StubInterface& stub);
+  // Sends the HEADER frame on `transport` (a data channel connection).
+  absl::Status Open(std::unique_ptr<FrameTransport> transport);
 
   // Reads `session` into frames of `section` and sends each, until Read
   // returns 0, at least `budget` bytes were sent, or `stop` is set.
@@ -85,19 +90,25 @@ class DeviceStream {
   absl::Status SendEnd();
   absl::StatusOr<v1::StreamSummary> AwaitSummary();
 
-  // Breaks the call: a Pump blocked on a slow destination returns with an
-  // error soon after. Thread-safe; idempotent.
+  // Breaks the transport: a Pump blocked on a slow destination returns with
+  // an error soon after; an Open that follows fails. Thread-safe;
+  // idempotent.
   void Cancel();
 
   const std::string& source_device_id() const { return source_device_id_; }
   const std::string& target_device_id() const { return target_device_id_; }
   // What was sent so far (the pumping thread, or after it finished).
   stream::StreamTotals totals() const { return writer_.totals(); }
+  // The transport's name ("gRPC", "data channel"); empty before Open.
+  std::string transport_name() const;
 
  private:
-  // Sends message_; on a broken call reaps it and returns why.
-  absl::Status Send();
-  absl::Status Reap();
+  enum class Stage { kNew, kOpen, kEnded, kDone };
+
+  // Sends `frame` (HEADER or END: small, built apart) as the next frame.
+  absl::Status SendBuilt(const std::string& frame);
+  // The transport's error, naming this stream; once broken, it stays so.
+  absl::Status Broken(const absl::Status& status);
   std::string What() const;
 
   const std::string migration_id_;
@@ -105,21 +116,26 @@ class DeviceStream {
   const std::string target_device_id_;
   const stream::StreamHeader header_;
 
-  // Declared before call_: the call refers to it and must go first.
-  grpc::ClientContext context_;
-  v1::StreamSummary summary_;
-  std::unique_ptr<grpc::ClientWriterInterface<v1::StateFrame>> call_;
-  // The call's final status has been collected (ClientWriter::Finish).
-  bool reaped_ = false;
-  // END was sent and the call half-closed (SendEnd).
-  bool ended_ = false;
-  stream::StreamWriter writer_;
-  // Reused for every frame: its `frame` string is the frame buffer.
-  v1::StateFrame message_;
+  mutable absl::Mutex mu_;
+  // Set by Open; Cancel reaches it from other threads under mu_.
+  std::unique_ptr<FrameTransport> transport_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // The pumping thread's view of transport_ (set once by Open).
+  FrameTransport* open_ = nullptr;
+  // kOpen: frames may be sent; kEnded: END sent, summary not yet read;
+  // kDone: finished or broken, nothing more.
+  Stage stage_ = Stage::kNew;
   // Payload bytes the next read asks for (kFirstFramePayload..kFramePayload).
   size_t payload_size_ = kFirstFramePayload;
-  std::atomic<bool> cancelled_{false};
+  stream::StreamWriter writer_;
 };
+
+// A StreamState call on the gRPC peer link as a FrameTransport. The first
+// message names the migration and the target device; each message carries
+// one frame in its `frame` field, which is the frame buffer.
+std::unique_ptr<FrameTransport> GrpcFrameTransport(
+    v1::PeerService::StubInterface& stub, const std::string& migration_id,
+    const std::string& target_device_id);
 
 }  // namespace vfiomig
 
