@@ -27,8 +27,13 @@
 #include "daemon/log_target.h"
 #include "daemon/logging.h"
 #include "daemon/malloc_tuning.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/metrics/metrics_address.h"
+#include "daemon/metrics/metrics_http.h"
+#include "daemon/metrics/prometheus_metrics.h"
 #include "daemon/migration/device_leases.h"
 #include "daemon/migration/migration_manager.h"
+#include "daemon/migration/migration_tracker.h"
 #include "daemon/migration/switchover.h"
 #include "daemon/peer_service.h"
 #include "daemon/server.h"
@@ -155,6 +160,16 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
                  kCrashAtEnv, *point);
   }
 
+  // Installed before anything reports (the inventory's states, every
+  // arc) and uninstalled after everything that reports is gone.
+  std::unique_ptr<PrometheusMetrics> metrics;
+  if (!flags.metrics_listen.empty()) {
+    metrics = std::make_unique<PrometheusMetrics>(VFIOMIG_VERSION);
+  }
+  struct MetricsInstallation {
+    explicit MetricsInstallation(MetricsSink* sink) { InstallMetrics(sink); }
+    ~MetricsInstallation() { InstallMetrics(nullptr); }
+  } installed_metrics(metrics.get());
   BackendOptions options;
   options.sim_config_path = flags.sim_config;
   options.device_filter = flags.devices;
@@ -178,6 +193,9 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
     const DeviceSnapshot snapshot =
         Inventory::Snapshot(*device, {.stop_copy_size = false});
     ids.push_back(snapshot.info.id);
+    if (snapshot.state.ok()) {
+      Metrics().DeviceStateKnown(snapshot.info.id, *snapshot.state);
+    }
     spdlog::info(
         "device {}: driver {}, features {}, state {}{}", snapshot.info.id,
         snapshot.info.driver, snapshot.info.features.ToString(),
@@ -328,6 +346,31 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
       VFIOMIG_VERSION, absl::StrJoin((*server)->endpoints(), ", "),
       flags.backend, ids.size(), ids.empty() ? "" : ": ",
       absl::StrJoin(ids, ","));
+  std::unique_ptr<MetricsHttpServer> metrics_http;
+  if (metrics != nullptr) {
+    metrics->SetRunning(MetricsRole::kSource,
+                        [&migrations] { return migrations.running(); });
+    metrics->SetRunning(MetricsRole::kDestination, [&peer] {
+      size_t running = 0;
+      for (const v1::Migration& m : peer.ListMigrations()) {
+        running += IsFinalOutcome(m.outcome()) ? 0 : 1;
+      }
+      return running;
+    });
+    // Checked when the flags were read.
+    absl::StatusOr<MetricsAddress> address =
+        ParseMetricsAddress(flags.metrics_listen);
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        address.ok() ? MetricsHttpServer::Start(*address, metrics.get())
+                     : absl::StatusOr<std::unique_ptr<MetricsHttpServer>>(
+                           address.status());
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 1;
+    }
+    metrics_http = *std::move(started);
+    spdlog::info("metrics on {}", metrics_http->url());
+  }
   // Under systemd (Type=notify): started once every socket serves; the
   // watchdog pings only while the gRPC server answers its health check.
   SystemdNotifier systemd([&server] {
@@ -354,6 +397,8 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
                        : std::string("stopping"));
   migrations.Shutdown();
   handoff.reset();
+  // Its gauges ask the migrations, which are going away.
+  metrics_http.reset();
   // The probe asks the server, which is going away.
   systemd.StopWatchdog();
   (*server)->Shutdown(kShutdownGrace, [&control, &peer] {

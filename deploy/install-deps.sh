@@ -15,6 +15,10 @@ packages=(
   # cmake --install, cpack's .deb (dpkg-shlibdeps, file) and the man page
   # and completion tests (tests/deploy).
   dpkg-dev file man-db groff-base bash
+  # Prometheus metrics: prometheus-cpp (registry, text format) and
+  # cpp-httplib (listener); promtool (from prometheus) and the Python
+  # client's parser check the format in tests/integration/metrics_test.py.
+  prometheus-cpp-dev libcpp-httplib-dev prometheus python3-prometheus-client
   python3-grpcio python3-grpc-tools python3-protobuf
   # tests/vm (a real kernel with mtty under QEMU; the kernel packages
   # themselves are fetched by tests/vm/run.sh with apt-get download)

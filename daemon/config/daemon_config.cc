@@ -9,6 +9,7 @@
 #include "daemon/config/setting_table.h"
 #include "daemon/control_service.h"
 #include "daemon/listen_address.h"
+#include "daemon/metrics/metrics_address.h"
 #include "daemon/migration/migration_manager.h"
 #include "daemon/migration/switchover.h"
 #include "plugins/registry.h"
@@ -101,6 +102,17 @@ void DeclareSettings(SettingTable& table, DaemonConfig& c) {
            "or stderr")
       ->check(CLI::IsMember({"auto", "journal", "stderr"}))
       ->capture_default_str();
+
+  // [metrics]
+  table
+      .Add("--metrics-listen", "metrics.listen", c.metrics_listen,
+           "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics "
+           "(plain HTTP: bind a management address; port 0 picks a free "
+           "one); empty: no listener")
+      ->check(Check("HOST:PORT", [](const std::string& address) {
+        return address.empty() ? absl::OkStatus()
+                               : ParseMetricsAddress(address).status();
+      }));
 
   // [backend]
   table

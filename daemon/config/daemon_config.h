@@ -73,6 +73,10 @@ struct DaemonConfig {
   // stderr otherwise; journal; stderr.
   std::string log_target = "auto";
 
+  // [metrics]
+  // HOST:PORT of the Prometheus /metrics HTTP listener; empty: none.
+  std::string metrics_listen;
+
   // [backend]
   std::string backend = "vfio";
   std::string sim_config;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/metrics/metrics.h"
 
 namespace vfiomig {
 namespace {
@@ -43,6 +44,23 @@ Outcome Execute(Device& device, const DeviceCall& call) {
       break;
   }
   return out;
+}
+
+// What one returned call tells the metrics: an arc's duration (also of an
+// arc whose poster stopped waiting at its deadline: the device's own
+// time), and the state the device is now known to be in.
+void Report(const std::string& device, const std::string& driver,
+            const DeviceCall& call, const Outcome& out, absl::Time finished) {
+  MetricsSink& metrics = Metrics();
+  if (call.kind == CallKind::kSetState) {
+    metrics.ArcFinished(driver, call.from, call.to, finished - call.started,
+                        out.status.ok());
+    if (out.status.ok()) {
+      metrics.DeviceStateKnown(device, call.to);
+      return;
+    }
+  }
+  if (out.state.ok()) metrics.DeviceStateKnown(device, *out.state);
 }
 
 // Backends report errors as statuses; an exception from one must still not
@@ -125,12 +143,14 @@ void DeviceWorker::Loop() {
     mu_->Unlock();
 
     Outcome out = ExecuteNoThrow(*device_, *call);
+    const absl::Time finished = absl::Now();
+    Report(id_, device_->info().driver, *call, out, finished);
 
     mu_->Lock();
     call->status = std::move(out.status);
     call->session = std::move(out.session);
     call->state = std::move(out.state);
-    call->finished = absl::Now();
+    call->finished = finished;
     call->done = true;
     current_ = nullptr;
     mu_->Unlock();

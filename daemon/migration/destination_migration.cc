@@ -8,6 +8,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/migration/migration_tracker.h"
 #include "daemon/proto_convert.h"
 #include "spdlog/spdlog.h"
 
@@ -816,12 +818,15 @@ void DestinationMigration::Finish() {
   // Every call has returned (Rollback and the commit waves wait for them),
   // so this only stops the idle workers.
   executor_.reset();
+  v1::MigrationOutcome outcome;
   {
     absl::MutexLock lock(&mu_);
     stage_ = Stage::kDone;
     finished_unix_ms_ = absl::ToUnixMillis(absl::Now());
+    outcome = outcome_;
   }
   journal_->Finish(ToProto());
+  Metrics().MigrationFinished(MetricsRole::kDestination, OutcomeLabel(outcome));
   if (on_finished_) on_finished_(settings_.id);
 }
 

@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/metrics/metrics.h"
 #include "daemon/migration/destination_migration.h"
 #include "spdlog/spdlog.h"
 
@@ -117,10 +118,17 @@ absl::Status IncomingStream::ConsumeFrame(std::string_view frame) {
     return absl::OkStatus();
   }
   absl::Status written;
+  stream::Section section;
+  uint64_t bytes = 0;
   if (const auto* data = std::get_if<stream::DataEvent>(&*event)) {
     written = session_->Write(data->bytes);
+    section = data->section;
+    bytes = data->bytes.size();
   } else {
-    written = WriteZeros(std::get<stream::ZerosEvent>(*event).count);
+    const auto& zeros = std::get<stream::ZerosEvent>(*event);
+    written = WriteZeros(zeros.count);
+    section = zeros.section;
+    bytes = zeros.count;
   }
   if (!written.ok()) {
     return absl::Status(written.code(), absl::StrCat("frame ", n,
@@ -128,6 +136,8 @@ absl::Status IncomingStream::ConsumeFrame(std::string_view frame) {
                                                      "data: ",
                                                      written.message()));
   }
+  Metrics().StreamBytes(MetricsRole::kDestination,
+                        section == stream::Section::kPreCopy, bytes);
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "daemon/metrics/metrics.h"
 
 namespace vfiomig {
 
@@ -43,6 +44,17 @@ bool IsFinalOutcome(v1::MigrationOutcome outcome) {
   return outcome == v1::MIGRATION_OUTCOME_SUCCEEDED ||
          outcome == v1::MIGRATION_OUTCOME_FAILED ||
          outcome == v1::MIGRATION_OUTCOME_CANCELLED;
+}
+
+std::string OutcomeLabel(v1::MigrationOutcome outcome) {
+  switch (outcome) {
+    case v1::MIGRATION_OUTCOME_SUCCEEDED:
+      return "succeeded";
+    case v1::MIGRATION_OUTCOME_CANCELLED:
+      return "cancelled";
+    default:
+      return "failed";
+  }
 }
 
 MigrationTracker::MigrationTracker(v1::Migration initial,
@@ -105,6 +117,9 @@ void MigrationTracker::Finish(Mutation update, const EventInfo& event) {
   }
   finished_ = true;
   if (sink_) sink_(migration_, /*final=*/true);
+  // Trackers are the source side's migrations.
+  Metrics().MigrationFinished(MetricsRole::kSource,
+                              OutcomeLabel(migration_.outcome()));
   SendLocked(event, /*progress=*/false, /*final=*/true);
   watchers_.clear();
 }

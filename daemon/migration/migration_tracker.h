@@ -68,6 +68,9 @@ struct TrackerOptions {
 };
 
 bool IsFinalOutcome(v1::MigrationOutcome outcome);
+// "succeeded", "failed", "cancelled" (the metrics' outcome label); "failed"
+// for anything else.
+std::string OutcomeLabel(v1::MigrationOutcome outcome);
 
 class MigrationSubscription;
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/metrics/metrics.h"
 #include "daemon/migration/source_peer.h"
 #include "spdlog/spdlog.h"
 
@@ -206,6 +207,8 @@ absl::StatusOr<PumpResult> DeviceStream::Pump(
     }
     if (absl::Status s = open_->Send(*length); !s.ok()) return Broken(s);
     result.bytes += *n;
+    Metrics().StreamBytes(MetricsRole::kSource,
+                          section == stream::Section::kPreCopy, *n);
     if (on_frame) on_frame(*n);
   }
   return result;

@@ -188,7 +188,8 @@ def test_deb(args):
 
     depends = run("dpkg-deb", "-f", deb, "Depends").stdout
     for lib in ("libc6", "libgrpc++1.51", "libprotobuf32", "libspdlog1.10",
-                "libtomlplusplus3", "libsystemd0", "libxml2"):
+                "libtomlplusplus3", "libsystemd0", "libxml2",
+                "libcpp-httplib0.11", "libprometheus-cpp-core1.0"):
         assert re.search(rf"\b{re.escape(lib)}\b", depends), (
             f"{lib} not in Depends: {depends}")
     conffiles = run("dpkg-deb", "-I", deb, "conffiles").stdout.split()

@@ -167,7 +167,7 @@ TEST_F(DaemonConfigTest, RefusesWithFileLineAndReason) {
        "drain_timeout_ms"},
       {"policy = \"sla\"\n",
        "1:1: policy: unknown key (known here: [server], [tls], [journal], "
-       "[log], [backend], [migration], [drivers])"},
+       "[log], [metrics], [backend], [migration], [drivers])"},
       {"\n[foo]\nx = 1\n", "2:2: foo: unknown table"},
       {"[migration.x]\ny = 1\n", "1:12: migration.x: unknown table"},
       // Wrong TOML types, pointing at the value.
@@ -189,6 +189,8 @@ TEST_F(DaemonConfigTest, RefusesWithFileLineAndReason) {
       {"[log]\nlevel = \"loud\"\n", "2:9: log.level: loud not in"},
       {"[log]\ntarget = \"syslog\"\n",
        "2:10: log.target: syslog not in {auto,journal,stderr}"},
+      {"[metrics]\nlisten = \"9474\"\n",
+       "2:10: metrics.listen: bad metrics address '9474': no port"},
       {"[backend]\nname = \"xen\"\n", "2:8: backend.name: xen not in"},
       {"[backend]\nsim_config = \"/nonexistent/sim.json\"\n",
        "2:14: backend.sim_config: File does not exist: /nonexistent/sim.json"},
