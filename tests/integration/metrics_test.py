@@ -51,7 +51,8 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [migd, "--listen", self.server, "--backend", "sim",
-             "--sim-config", sim, "--metrics-listen", "127.0.0.1:0", *extra],
+             "--sim-config", sim, "--metrics-listen", "127.0.0.1:0",
+             "--state-dir", os.path.join(tmp, f"{name}-state"), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = wait_until(self.metrics_url, 30, f"{name} metrics URL")
 
