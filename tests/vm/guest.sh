@@ -30,6 +30,10 @@ declare -A pid
 help=$("$migd" --help 2>&1)
 extra=()
 grep -q -- '--insecure' <<<"$help" && extra+=(--insecure)
+# vfio-migctl too: `migrate` asks the destination daemon (over TCP) for the
+# states of its devices, and without --insecure it would insist on mTLS.
+ctl_extra=()
+"$ctl" --help 2>&1 | grep -q -- '--insecure' && ctl_extra+=(--insecure)
 
 # The sockets in a directory of their own: the guest's /run is a tmpfs of
 # mode 1777, and vfio-migd refuses a world-writable socket directory (the
@@ -56,7 +60,7 @@ stop() {  # stop NAME: SIGTERM and wait
 ctl() {
   local name=$1; shift
   echo "+ [$SECONDS s] vfio-migctl ($name) $*" >&2
-  timeout 60 "$ctl" --server "unix:$sockets/$name.sock" "$@"
+  timeout 60 "$ctl" --server "unix:$sockets/$name.sock" "${ctl_extra[@]}" "$@"
 }
 io() {  # io NAME DEVICE ARGS...: mtty_io on a device of daemon NAME
   local name=$1 dev=$2; shift 2
