@@ -215,6 +215,10 @@ class SourceMigration {
   // Waits for the summary of every stream that sent END (SendEnd); the
   // first real failure names the device, as in ForEachDevice.
   absl::Status AwaitSummaries(const std::vector<DeviceRun*>& devices);
+  // The first failure that is not a consequence of the stop (Aborted,
+  // Cancelled) names its device; OK when every result is.
+  absl::Status FirstCause(const std::vector<DeviceRun*>& devices,
+                          const std::vector<absl::Status>& results);
   // Stops every pump and breaks every open stream.
   void StopStreams();
   void DestroyStreams();

@@ -82,20 +82,7 @@ absl::Status SourceMigration::ForEachDevice(
   if (!spawn_error.ok()) return spawn_error;
   // The device that failed first reports its own error; the others only
   // saw the stop it caused (Aborted, Cancelled).
-  const absl::Status* consequence = nullptr;
-  for (size_t i = 0; i < results.size(); ++i) {
-    const absl::Status& status = results[i];
-    if (status.ok()) continue;
-    if (status.code() != absl::StatusCode::kAborted &&
-        status.code() != absl::StatusCode::kCancelled) {
-      if (failed_device_.empty()) failed_device_ = devices[i]->id;
-      return status;
-    }
-    if (consequence == nullptr) consequence = &status;
-  }
-  if (consequence == nullptr) return absl::OkStatus();
-  if (cancelled_.load()) return CheckContinue();
-  return *consequence;
+  return FirstCause(devices, results);
 }
 
 absl::Status SourceMigration::AwaitSummaries(
@@ -115,8 +102,14 @@ absl::Status SourceMigration::AwaitSummaries(
         spec_.id, d.id, d.target, summary->frames(), summary->pre_copy_bytes(),
         summary->stop_copy_bytes());
   }
-  // As in ForEachDevice: the first failure that is not a consequence of
-  // the stop names the device.
+  return FirstCause(devices, results);
+}
+
+// The device that failed first reports its own error; the others only saw
+// the stop it caused (Aborted, Cancelled).
+absl::Status SourceMigration::FirstCause(
+    const std::vector<DeviceRun*>& devices,
+    const std::vector<absl::Status>& results) {
   const absl::Status* consequence = nullptr;
   for (size_t i = 0; i < results.size(); ++i) {
     const absl::Status& status = results[i];
