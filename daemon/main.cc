@@ -326,7 +326,8 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
   std::unique_ptr<HandoffServer> handoff;
   if (!handoff_path.empty() && handoff_path != "none") {
     absl::StatusOr<std::unique_ptr<HandoffServer>> started =
-        HandoffServer::Start(handoff_path, inventory->get());
+        HandoffServer::Start(handoff_path, inventory->get(),
+                             server_options.sockets);
     if (!started.ok()) {
       spdlog::error("{}", std::string(started.status().message()));
       return 1;

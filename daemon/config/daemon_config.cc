@@ -54,12 +54,14 @@ void DeclareSettings(SettingTable& table, DaemonConfig& c) {
       ->capture_default_str();
   table.Add("--handoff-socket", "server.handoff_socket", c.handoff_socket,
             "Unix socket on which local VMMs (and `vfio-migctl open`) take "
-            "device fds (root and this daemon's user only). Default: beside "
+            "device fds (root, this daemon's user and --socket-group). "
+            "Default: beside "
             "the first unix --listen socket, '.sock' replaced by "
             "'-handoff.sock'; 'none' disables it");
   table.Add("--socket-group", "server.socket_group", c.socket_group,
-            "Group of the unix control socket (mode 0660): its members may "
-            "use the control API. Default: the daemon's group");
+            "Group of the unix control and hand-off sockets (mode 0660): its "
+            "members may use the control API and take device fds. Default: "
+            "the daemon's group");
 
   // [tls]
   table

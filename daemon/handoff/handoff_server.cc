@@ -1,6 +1,8 @@
 #include "daemon/handoff/handoff_server.h"
 
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -8,9 +10,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -36,15 +40,45 @@ void Reply(int connection, const absl::Status& status) {
                    absl::StrReplaceAll(status.message(), {{"\n", " "}}), "\n"));
 }
 
+// The groups of a caller: its primary gid (SO_PEERCRED) and what the group
+// database lists for its user (supplementary groups).
+std::vector<gid_t> CallerGroups(uid_t uid, gid_t gid) {
+  std::vector<gid_t> groups = {gid};
+  std::vector<char> buffer(16384);
+  struct passwd pw = {};
+  struct passwd* found = nullptr;
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return groups;
+  }
+  int count = 64;
+  std::vector<gid_t> listed(static_cast<size_t>(count));
+  if (::getgrouplist(pw.pw_name, pw.pw_gid, listed.data(), &count) < 0) {
+    listed.resize(static_cast<size_t>(count));
+    if (::getgrouplist(pw.pw_name, pw.pw_gid, listed.data(), &count) < 0) {
+      return groups;
+    }
+  }
+  listed.resize(static_cast<size_t>(count));
+  groups.insert(groups.end(), listed.begin(), listed.end());
+  return groups;
+}
+
 }  // namespace
 
-bool HandoffServer::CallerAllowed(uid_t uid, uid_t daemon_uid) {
-  return uid == 0 || uid == daemon_uid;
+bool HandoffServer::CallerAllowed(uid_t uid, uid_t daemon_uid,
+                                  std::optional<gid_t> socket_group,
+                                  const std::vector<gid_t>& caller_groups) {
+  if (uid == 0 || uid == daemon_uid) return true;
+  return socket_group.has_value() &&
+         std::find(caller_groups.begin(), caller_groups.end(),
+                   *socket_group) != caller_groups.end();
 }
 
 absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
-    const std::filesystem::path& path, const Inventory* inventory) {
-  if (absl::Status s = PrepareUnixSocket(path); !s.ok()) return s;
+    const std::filesystem::path& path, const Inventory* inventory,
+    const SocketAccess& access) {
+  if (absl::Status s = PrepareUnixSocket(path, access); !s.ok()) return s;
   struct sockaddr_un addr = {};
   addr.sun_family = AF_UNIX;
   if (path.native().size() >= sizeof(addr.sun_path)) {
@@ -56,12 +90,22 @@ absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
   if (fd < 0) {
     return absl::InternalError(absl::StrCat("socket: ", Errno(errno)));
   }
-  // Owner only from the first moment: bind under a restrictive umask.
-  const mode_t old_umask = ::umask(0177);
-  const int bound =
-      ::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr));
-  const int bind_errno = errno;
-  ::umask(old_umask);
+  int bound;
+  int bind_errno;
+  {
+    // Never world-accessible, not even before RestrictSocket.
+    const ScopedSocketUmask umask;
+    bound = ::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr));
+    bind_errno = errno;
+  }
+  if (bound == 0) {
+    if (absl::Status s = RestrictSocket(path, access); !s.ok()) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "hand-off socket ", path.native(), ": ", s.message()));
+    }
+  }
   if (bound != 0 || ::listen(fd, 16) != 0) {
     const int err = bound != 0 ? bind_errno : errno;
     ::close(fd);
@@ -79,16 +123,17 @@ absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
     return absl::InternalError(absl::StrCat("eventfd: ", Errno(errno)));
   }
   std::unique_ptr<HandoffServer> server(
-      new HandoffServer(path, inventory, fd, stop, *id));
+      new HandoffServer(path, inventory, access, fd, stop, *id));
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });
   return server;
 }
 
 HandoffServer::HandoffServer(std::filesystem::path path,
-                             const Inventory* inventory, int listen_fd,
-                             int stop_fd, SocketFileId id)
+                             const Inventory* inventory, SocketAccess access,
+                             int listen_fd, int stop_fd, SocketFileId id)
     : path_(std::move(path)),
       inventory_(inventory),
+      access_(std::move(access)),
       listen_fd_(listen_fd),
       stop_fd_(stop_fd),
       socket_id_(id) {}
@@ -148,11 +193,18 @@ void HandoffServer::Handle(int connection) {
     Reply(connection, s);
     return;
   }
-  if (!CallerAllowed(cred.uid, ::geteuid())) {
+  if (!CallerAllowed(cred.uid, ::geteuid(), access_.group,
+                     CallerGroups(cred.uid, cred.gid))) {
     spdlog::warn(
-        "handoff: device {}: refused pid {} uid {} (only root and "
-        "uid {} may take devices)",
-        device_id, cred.pid, cred.uid, ::geteuid());
+        "handoff: device {}: refused pid {} uid {} (only root, uid {}{} may "
+        "take devices)",
+        device_id, cred.pid, cred.uid, ::geteuid(),
+        access_.group.has_value()
+            ? absl::StrCat(" and members of group ",
+                           access_.group_name.empty()
+                               ? absl::StrCat(*access_.group)
+                               : access_.group_name)
+            : "");
     Reply(connection,
           absl::PermissionDeniedError(absl::StrCat(
               "uid ", cred.uid, " may not take devices from vfio-migd")));

@@ -111,11 +111,50 @@ TEST_F(HandoffTest, HandsOverADuplicateOfTheDeviceFd) {
   ::close(*again);
 }
 
-TEST_F(HandoffTest, SocketIsOwnerOnly) {
+TEST_F(HandoffTest, SocketIsOwnerAndGroupOnly) {
   struct stat st {};
-  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_mode & 07777, kSocketMode);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  EXPECT_EQ(st.st_gid, ::getegid());
+}
+
+// The control socket's rules (socket_permissions.h) hold for this one too.
+TEST(HandoffSocketTest, RefusesAWorldWritableDirectory) {
+  testing::TempDir dir;
+  const std::filesystem::path open_dir = dir.path() / "open";
+  ASSERT_TRUE(std::filesystem::create_directory(open_dir));
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  absl::StatusOr<std::unique_ptr<Inventory>> inventory = Inventory::Create(
+      std::make_unique<TestBackend>(std::vector<std::shared_ptr<Device>>{}),
+      {});
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  absl::StatusOr<std::unique_ptr<HandoffServer>> server =
+      HandoffServer::Start(open_dir / "h.sock", inventory->get());
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(server.status().message(), HasSubstr("world-writable"));
+  EXPECT_FALSE(std::filesystem::exists(open_dir / "h.sock"));
+}
+
+TEST(HandoffSocketTest, TakesTheSocketGroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to chown to a group";
+  constexpr gid_t kNogroup = 65534;
+  testing::TempDir dir;
+  absl::StatusOr<std::unique_ptr<Inventory>> inventory = Inventory::Create(
+      std::make_unique<TestBackend>(std::vector<std::shared_ptr<Device>>{}),
+      {});
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  const std::filesystem::path path = dir.path() / "h.sock";
+  absl::StatusOr<std::unique_ptr<HandoffServer>> server = HandoffServer::Start(
+      path, inventory->get(),
+      SocketAccess{.group = kNogroup, .group_name = "nogroup"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, kNogroup);
+  EXPECT_EQ(st.st_mode & 07777, kSocketMode);
 }
 
 TEST_F(HandoffTest, UnknownDeviceIsNotFound) {
@@ -152,6 +191,14 @@ TEST(HandoffPolicyTest, OnlyRootAndTheDaemonsUser) {
   EXPECT_FALSE(HandoffServer::CallerAllowed(1001, 1000));
   EXPECT_TRUE(HandoffServer::CallerAllowed(0, 0));
   EXPECT_FALSE(HandoffServer::CallerAllowed(1000, 0));
+}
+
+TEST(HandoffPolicyTest, MembersOfTheSocketGroup) {
+  // No socket group: group membership admits nobody.
+  EXPECT_FALSE(HandoffServer::CallerAllowed(1001, 1000, std::nullopt, {36}));
+  EXPECT_TRUE(HandoffServer::CallerAllowed(1001, 1000, 36, {1001, 36}));
+  EXPECT_FALSE(HandoffServer::CallerAllowed(1001, 1000, 36, {1001, 37}));
+  EXPECT_FALSE(HandoffServer::CallerAllowed(1001, 1000, 36, {}));
 }
 
 TEST(HandoffPathTest, BesideTheControlSocket) {
