@@ -129,6 +129,28 @@ def main():
             "dns:///host.example:443", "ipv4:10.0.0.1:80"]):
         write("listen_target", str(i), target)
 
+    # domain_xml: the realistic domain of the hook's unit test (every kind
+    # of hostdev, comments, namespaces), and small ones of each kind.
+    with open(os.path.join(HERE, "..", "client", "libvirt",
+                           "domain_xml_test.cc")) as f:
+        test = f.read()
+    start = test.index('constexpr char kDomain[] =')
+    start = test.index('R"(', start) + 3
+    write("domain_xml", "libvirt-9", test[start:test.index(')";', start)])
+    pci = ("<domain type='kvm'><name>vm-pci</name>"
+           "<uuid>6f3a0c5e-1b2d-4e8f-9a7b-0c1d2e3f4a5b</uuid><devices>"
+           "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+           "<address domain='0x0000' bus='0x65' slot='0x00' function='0x0'/>"
+           "</source></hostdev></devices></domain>")
+    write("domain_xml", "pci", pci)
+    write("domain_xml", "mdev", (
+        "<domain type='kvm'><name>vm-mdev</name><devices>"
+        "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>"
+        "<address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/></source>"
+        "</hostdev></devices></domain>"))
+    write("domain_xml", "no-hostdev",
+          "<domain type='kvm'><name>plain</name><devices/></domain>")
+
 
 if __name__ == "__main__":
     main()

@@ -9,15 +9,7 @@
 //   - mapping every hostdev to a fixed id of its kind yields a document
 //     whose hostdevs are all that id.
 //
-// Not part of the CMake build (it needs clang's -fsanitize=fuzzer). To
-// build and run (Debian 12, clang 14):
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//     $(pkg-config --cflags libxml-2.0) client/libvirt/domain_xml.cc \
-//     tests/client/libvirt/domain_xml_fuzz.cc -o domain_xml_fuzz \
-//     $(pkg-config --libs libxml-2.0) -labsl_statusor -labsl_status \
-//     -labsl_strings -labsl_str_format_internal -labsl_throw_delegate \
-//     -labsl_raw_logging_internal
-//   ./domain_xml_fuzz -max_len=4096 -runs=200000
+// Built and run like the other targets of this folder (README.md).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
