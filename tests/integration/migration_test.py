@@ -11,7 +11,7 @@ configs, unix sockets in a temp dir; the destination's socket is the
              RUNNING with its source's final digest, every source device
              STOP; bytes, downtime and throughput are reported. A blocked
              group is refused with its blockers.
-  drain      a drain that takes 3 s against a 300 ms deadline fails fast,
+  drain      a drain that takes 6 s against a 300 ms deadline fails fast,
              naming the device and the arc, and both sides return to
              RUNNING; under --policy mandatory it succeeds with a warning.
   peer_kill  SIGKILL of the destination in the middle of a multi-GiB stream:
@@ -334,7 +334,9 @@ def test_group(env):
 def test_drain(env):
     devices = [
         pre_copy("gpu0", "8MiB", arc_latency_ms=1, drain_ms=5),
-        p2p_only("nic0", "4MiB", arc_latency_ms=1, drain_ms=3000),
+        # 6 s: far beyond the 300 ms deadline, so that "fails fast" and
+        # "mandatory waits" stay distinguishable on a loaded machine.
+        p2p_only("nic0", "4MiB", arc_latency_ms=1, drain_ms=6000),
     ]
     group = ["gpu0", "nic0"]
     ctl = env.ctl
@@ -345,11 +347,11 @@ def test_drain(env):
                             "300", "--json")
         elapsed = time.monotonic() - start
         assert proc.returncode == EXIT_FAILED, describe(proc, "rc 4")
-        assert elapsed < 2.5, f"failed after {elapsed:.2f}s, not well under " \
-            f"the 3 s drain"
+        assert elapsed < 4.5, f"failed after {elapsed:.2f}s, not well under " \
+            f"the 6 s drain"
         result = json.loads(proc.stdout)
         # FAILED once rolled back; the hung drain holds the rollback for
-        # 3 s, and the CLI does not wait that long for the verdict.
+        # 6 s, and the CLI does not wait that long for the verdict.
         assert result["outcome"] == "FAILED" or (
             result["outcome"] == "IN_PROGRESS" and
             result["phase"] == "ROLLING_BACK" and
@@ -360,7 +362,7 @@ def test_drain(env):
         # The one-line error names the device and the arc too.
         assert "nic0" in proc.stderr and "RUNNING>RUNNING_P2P" in \
             proc.stderr, proc.stderr
-        recovered = pair.wait_all_running(group, timeout=10)
+        recovered = pair.wait_all_running(group, timeout=30)
         after = ctl.devices(pair.src, digests=True)
         for device in group:
             assert after[device]["digest"] == before[device]["digest"], \
@@ -379,7 +381,7 @@ def test_drain(env):
         assert result["policy"] == "mandatory", result
         assert any("nic0" in w for w in result["warnings"]), \
             f"no warning about the late nic0 drain: {result['warnings']}"
-        assert elapsed >= 2.5, f"mandatory finished in {elapsed:.2f}s: did " \
+        assert elapsed >= 5.5, f"mandatory finished in {elapsed:.2f}s: did " \
             f"it wait for the drain at all?"
         src = ctl.devices(pair.src, digests=True)
         dst = ctl.devices(pair.dst, digests=True)

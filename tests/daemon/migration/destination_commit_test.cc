@@ -179,7 +179,10 @@ TEST_F(DestinationCommitTest, OrphanedMigrationRollsBack) {
 }
 
 TEST_F(DestinationCommitTest, OpenStreamKeepsMigrationAlive) {
-  options_.abort_timeout = absl::Milliseconds(200);
+  // Long enough that a loaded machine opens the stream after Prepare well
+  // within it (a 200 ms timeout made the test fail under load before any
+  // stream was open), short enough to sleep through several times.
+  options_.abort_timeout = absl::Seconds(1);
   StartService();
   SavedStream gpu, nic;
   PrepareTwo("m-alive", &gpu, &nic);
@@ -187,8 +190,9 @@ TEST_F(DestinationCommitTest, OpenStreamKeepsMigrationAlive) {
   v1::StreamSummary summary;
   auto open = OpenStream(&context, &summary, "m-alive", "dgpu0",
                          {gpu.frames[0], gpu.frames[1]});
-  // A quiet but open stream: the source may sit in a long drain.
-  absl::SleepFor(absl::Milliseconds(800));
+  // A quiet but open stream: the source may sit in a long drain. Three
+  // abort timeouts: without the open stream it would be aborted by now.
+  absl::SleepFor(absl::Seconds(3));
   EXPECT_EQ(Record("m-alive").outcome(), v1::MIGRATION_OUTCOME_IN_PROGRESS);
   context.TryCancel();
   open->Finish();

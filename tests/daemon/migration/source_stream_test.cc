@@ -105,6 +105,12 @@ class SourceStreamTest : public ::testing::Test {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
     builder.SetMaxReceiveMessageSize(16 << 20);
+    // The daemon's flow control (daemon/server.cc): a fixed 4 MiB window per
+    // stream. gRPC's default bandwidth-delay probing grows the window when
+    // the machine is slow to answer pings, so under load the sender could
+    // get further ahead than the window this test bounds.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 4 << 20);
     builder.RegisterService(&peer_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);

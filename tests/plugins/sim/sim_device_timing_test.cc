@@ -37,7 +37,10 @@ TEST(SimTimingTest, ArcsTakeLatencyAndDrainArcsDrainToo) {
 
 TEST(SimTimingTest, DrainDoesNotBlockObservers) {
   SimDeviceConfig c = DeviceConfig("gpu0", kAllFeatures, 3 * kBlockSize);
-  c.drain = absl::Milliseconds(600);
+  // Margins for a loaded machine: observers that waited for the drain would
+  // take most of its 3 s; ones that do not return in far less than that
+  // even when the scheduler is slow.
+  c.drain = absl::Seconds(3);
   auto device = SimDevice::Create(c);  // the real clock
   std::atomic<bool> done = false;
   absl::Time start = absl::Now();
@@ -45,15 +48,15 @@ TEST(SimTimingTest, DrainDoesNotBlockObservers) {
     EXPECT_TRUE(device->SetState(S::RUNNING_P2P).ok());
     done = true;
   });
-  absl::SleepFor(absl::Milliseconds(100));
+  absl::SleepFor(absl::Milliseconds(200));
   absl::Time t = absl::Now();
   EXPECT_EQ(device->GetState().value(), S::RUNNING);  // the arc is not done
   EXPECT_TRUE(device->ContentDigest().ok());
   EXPECT_TRUE(device->StopCopySize().ok());
-  EXPECT_LT(absl::Now() - t, absl::Milliseconds(250));
+  EXPECT_LT(absl::Now() - t, absl::Milliseconds(1500));
   EXPECT_FALSE(done);
   arc.join();
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(600));
+  EXPECT_GE(absl::Now() - start, absl::Seconds(3));
   EXPECT_EQ(device->GetState().value(), S::RUNNING_P2P);
 }
 
