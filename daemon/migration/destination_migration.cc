@@ -89,16 +89,20 @@ DestinationMigration::DestinationMigration(DestinationSettings settings,
     record.target = std::move(target);
   }
   journal_ = std::make_unique<MigrationJournal>(
-      settings_.journal, JournalEntry{.role = JournalRole::kDestination,
-                                      .stage = JournalStage::kStarted,
-                                      .record = ToProto(),
-                                      .pending = PeerVerdict::kNone,
-                                      .switchover = std::string(
-                                          settings_.switchover == nullptr
-                                              ? ""
-                                              : settings_.switchover->name()),
-                                      .workload_paused = false,
-                                      .workload = WorkloadOf(settings_)});
+      settings_.journal,
+      JournalEntry{
+          .role = JournalRole::kDestination,
+          .stage = JournalStage::kStarted,
+          .record = ToProto(),
+          .pending = PeerVerdict::kNone,
+          .switchover = std::string(settings_.switchover == nullptr
+                                        ? ""
+                                        : settings_.switchover->name()),
+          .workload_paused = false,
+          .workload = WorkloadOf(settings_)},
+      // Not fsynced: the state these records protect lives in our devices,
+      // which do not survive a power loss of this host either (PROTOCOL.md).
+      Durability::kRelaxed);
 }
 
 DestinationMigration::~DestinationMigration() = default;
@@ -372,7 +376,8 @@ absl::Status DestinationMigration::LoadLocked() {
     }
   }
   if (status.ok()) {
-    // The source commits on our answer: the record must be durable first.
+    // The source commits on our answer: the record must be written first
+    // (to the WAL: a crash of this daemon keeps it).
     if (absl::Status s = journal_->SetStage(JournalStage::kLoaded); !s.ok()) {
       status = absl::UnavailableError(
           absl::StrCat("cannot record the load in the journal: ", s.message()));

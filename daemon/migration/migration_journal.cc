@@ -21,13 +21,14 @@ absl::Status MigrationJournal::Update(
 }
 
 absl::Status MigrationJournal::SetStage(JournalStage stage) {
-  return Update([&](JournalEntry& e) { e.stage = stage; },
-                Durability::kDurable);
+  return Update([&](JournalEntry& e) { e.stage = stage; }, stage_durability_);
 }
 
 void MigrationJournal::Snapshot(const v1::Migration& record) {
-  (void)Update([&](JournalEntry& e) { e.record = record; },
-               Durability::kRelaxed);
+  absl::MutexLock lock(&mu_);
+  entry_.record = record;
+  // Written by the journal's thread: the migration does not wait for it.
+  if (journal_ != nullptr) journal_->WriteLater(entry_);
 }
 
 void MigrationJournal::Finish(const v1::Migration& record) {
@@ -39,7 +40,7 @@ void MigrationJournal::Finish(const v1::Migration& record) {
         // may still be owed).
         if (e.pending == PeerVerdict::kCommit) e.pending = PeerVerdict::kNone;
       },
-      Durability::kDurable);
+      stage_durability_);
 }
 
 JournalEntry MigrationJournal::entry() const {

@@ -6,6 +6,14 @@
 // Without a Journal (null) nothing is recorded: for unit tests of other
 // concerns only; the daemon always has one.
 //
+// Stage records (SetStage, Finish) are written with `stage_durability`.
+// The source's are kDurable (fsynced): they decide what the destination
+// does with the state it holds (Commit or Abort), which must not change
+// when the source's host loses power. The destination's are kRelaxed (see
+// PROTOCOL.md, "Power loss"): they protect only state held in its own
+// devices, which a power loss of its host destroys anyway, so they need to
+// survive a crash of the daemon only - and they do once in the WAL.
+//
 // Thread-safe.
 #ifndef VFIOMIG_DAEMON_MIGRATION_MIGRATION_JOURNAL_H_
 #define VFIOMIG_DAEMON_MIGRATION_MIGRATION_JOURNAL_H_
@@ -21,8 +29,11 @@ namespace vfiomig {
 
 class MigrationJournal {
  public:
-  MigrationJournal(Journal* journal, JournalEntry initial)
-      : journal_(journal), entry_(std::move(initial)) {}
+  MigrationJournal(Journal* journal, JournalEntry initial,
+                   Durability stage_durability = Durability::kDurable)
+      : journal_(journal),
+        stage_durability_(stage_durability),
+        entry_(std::move(initial)) {}
 
   MigrationJournal(const MigrationJournal&) = delete;
   MigrationJournal& operator=(const MigrationJournal&) = delete;
@@ -34,10 +45,11 @@ class MigrationJournal {
   absl::Status Update(absl::FunctionRef<void(JournalEntry&)> change,
                       Durability durability);
   absl::Status SetStage(JournalStage stage);
-  // The resource as it is now; relaxed. A failure is logged, not returned:
-  // nothing recovery relies on comes from snapshots (it reads devices).
+  // The resource as it is now; relaxed and written in the background
+  // (Journal::WriteLater). A failure is logged, not returned: nothing
+  // recovery relies on comes from snapshots (it reads devices).
   void Snapshot(const v1::Migration& record);
-  // The final resource, stage kDone, durably. Logged on failure (the
+  // The final resource, stage kDone. Logged on failure (the
   // migration is over either way; the next start-up would recover it
   // again from its last stage, which is safe).
   void Finish(const v1::Migration& record);
@@ -46,6 +58,7 @@ class MigrationJournal {
 
  private:
   Journal* const journal_;
+  const Durability stage_durability_;
   mutable absl::Mutex mu_;
   JournalEntry entry_ ABSL_GUARDED_BY(mu_);
 };

@@ -4,6 +4,7 @@
 #include <exception>
 #include <map>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -262,8 +263,14 @@ absl::Status SourceMigration::Migrate() {
       spec_.id);
 
   const std::vector<Wave>& waves = spec_.plan.source;
+  // stop-after-copy only closes the source's save sessions: nothing on the
+  // destination waits for it, so Load goes out first and the two waits
+  // overlap (they are both inside the downtime window).
+  const bool tidy_last =
+      !waves.empty() && waves.back().phase == WavePhase::kStopAfterCopy;
+  const size_t before_load = tidy_last ? waves.size() - 1 : waves.size();
   bool switched = false;
-  for (size_t i = 0; i < waves.size(); ++i) {
+  for (size_t i = 0; i < before_load; ++i) {
     const int wave = static_cast<int>(i) + 1;
     if (waves[i].phase != WavePhase::kPreCopy && !switched) {
       if (absl::Status s = Switchover(wave); !s.ok()) return s;
@@ -280,26 +287,55 @@ absl::Status SourceMigration::Migrate() {
       if (absl::Status s = StreamStopCopy(wave); !s.ok()) return s;
     }
   }
-  for (const auto& d : devices_) d->session.reset();
 
   committing_.store(true);
   if (absl::Status s = CheckContinue(); !s.ok()) return s;
-  return LoadDestination();
-}
-
-absl::Status SourceMigration::LoadDestination() {
+  PeerClient* peer = StartLoad(/*overlapped=*/tidy_last);
+  if (!tidy_last) {
+    for (const auto& d : devices_) d->session.reset();
+    return CheckLoaded(SendLoad(*peer));
+  }
+  absl::StatusOr<v1::LoadResponse> loaded =
+      absl::UnavailableError("Load was not sent");
+  // The call only: the tracker and the devices stay with this thread.
+  std::thread load([&] { loaded = SendLoad(*peer); });
+  absl::Status tidied = RunWave(waves.size() - 1);
+  load.join();
+  for (const auto& d : devices_) d->session.reset();
+  // A failed stop-after-copy still fails the migration (the destination,
+  // loaded or not, gets the Abort): the source's devices must be where the
+  // plan says before it gives them up.
+  if (!tidied.ok()) return tidied;
+  CrashPoint("source:wave:stop-after-copy");
   tracker_->Publish(
       [](v1::Migration& m) { m.set_phase(v1::MIGRATION_PHASE_COMMITTING); },
-      EventInfo("loading: every destination device loads its state"));
-  PeerClient* peer;
-  {
-    absl::MutexLock lock(&mu_);
-    peer = peer_.get();
-  }
+      EventInfo(loaded.ok() ? "every destination device loaded its state"
+                            : "the destination's load failed"));
+  return CheckLoaded(std::move(loaded));
+}
+
+PeerClient* SourceMigration::StartLoad(bool overlapped) {
+  tracker_->Publish(
+      [&](v1::Migration& m) {
+        // The last wave's phase until it is done.
+        if (!overlapped) m.set_phase(v1::MIGRATION_PHASE_COMMITTING);
+      },
+      EventInfo(overlapped ? "loading: every destination device loads its "
+                             "state while the source closes its sessions"
+                           : "loading: every destination device loads its "
+                             "state"));
   load_sent_ = true;
-  absl::StatusOr<v1::LoadResponse> response =
-      peer->Load(spec_.id, spec_.peer_timeout +
-                               DestinationBudget({WavePhase::kResumeStop}));
+  absl::MutexLock lock(&mu_);
+  return peer_.get();
+}
+
+absl::StatusOr<v1::LoadResponse> SourceMigration::SendLoad(PeerClient& peer) {
+  return peer.Load(spec_.id, spec_.peer_timeout +
+                                 DestinationBudget({WavePhase::kResumeStop}));
+}
+
+absl::Status SourceMigration::CheckLoaded(
+    absl::StatusOr<v1::LoadResponse> response) {
   if (!response.ok()) return response.status();
   std::vector<std::string> not_stopped;
   for (const v1::DeviceStatus& device : response->devices()) {

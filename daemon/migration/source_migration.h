@@ -164,7 +164,12 @@ class SourceMigration {
   absl::StatusOr<v1::CommitResponse> DeliverCommit();
   // Crash recovery (spec_.recover_from).
   void Recover();
-  absl::Status LoadDestination();
+  // Load, in three steps so that the call can overlap the last source
+  // wave: StartLoad (on the migration thread: publishes, returns the peer),
+  // SendLoad (the call alone; any thread), CheckLoaded (migration thread).
+  PeerClient* StartLoad(bool overlapped);
+  absl::StatusOr<v1::LoadResponse> SendLoad(PeerClient& peer);
+  absl::Status CheckLoaded(absl::StatusOr<v1::LoadResponse> response);
   absl::Status PrepareDestination();
   absl::Status OpenStreams();
   // Opens `device`'s stream over the data channel the destination offered:

@@ -1,10 +1,12 @@
 #include "daemon/store/journal.h"
 
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "spdlog/spdlog.h"
 
 namespace vfiomig {
 namespace {
@@ -153,8 +155,84 @@ absl::Status Journal::SetSync(Durability durability) {
   return s;
 }
 
+Journal::~Journal() {
+  std::thread writer;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+    writer = std::move(writer_);
+  }
+  if (writer.joinable()) writer.join();
+  Flush();
+}
+
 absl::Status Journal::Write(const JournalEntry& entry, Durability durability) {
   absl::MutexLock lock(&mu_);
+  {
+    absl::MutexLock queue(&queue_mu_);
+    queued_.erase({entry.role, entry.record.id()});
+  }
+  return WriteTransaction(entry, durability);
+}
+
+void Journal::WriteLater(JournalEntry entry) {
+  absl::MutexLock lock(&queue_mu_);
+  if (stopping_) return;
+  auto key = std::make_pair(entry.role, entry.record.id());
+  queued_.insert_or_assign(std::move(key), std::move(entry));
+  if (!writer_.joinable()) {
+    try {
+      writer_ = std::thread([this] { WriterLoop(); });
+    } catch (const std::system_error& e) {
+      // No thread: written by the next Flush, or the destructor.
+      spdlog::warn("journal: no writer thread ({}); snapshots wait", e.what());
+    }
+  }
+}
+
+std::optional<JournalEntry> Journal::TakeQueued() {
+  absl::MutexLock lock(&queue_mu_);
+  if (queued_.empty()) return std::nullopt;
+  auto first = queued_.begin();
+  JournalEntry entry = std::move(first->second);
+  queued_.erase(first);
+  return entry;
+}
+
+void Journal::WriterLoop() {
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return stopping_ || !queued_.empty();
+  };
+  for (;;) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;  // The destructor flushes.
+    }
+    absl::MutexLock lock(&mu_);
+    std::optional<JournalEntry> entry = TakeQueued();
+    if (!entry.has_value()) continue;
+    if (absl::Status s = WriteTransaction(*entry, Durability::kRelaxed);
+        !s.ok()) {
+      spdlog::warn("migration {}: journal snapshot not written: {}",
+                   entry->record.id(), std::string(s.message()));
+    }
+  }
+}
+
+void Journal::Flush() {
+  absl::MutexLock lock(&mu_);
+  while (std::optional<JournalEntry> entry = TakeQueued()) {
+    if (absl::Status s = WriteTransaction(*entry, Durability::kRelaxed);
+        !s.ok()) {
+      spdlog::warn("migration {}: journal snapshot not written: {}",
+                   entry->record.id(), std::string(s.message()));
+    }
+  }
+}
+
+absl::Status Journal::WriteTransaction(const JournalEntry& entry,
+                                       Durability durability) {
   if (absl::Status s = SetSync(durability); !s.ok()) return s;
   if (absl::Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   absl::Status s = WriteLocked(entry);

@@ -13,11 +13,14 @@
 // every commit: once Write(..., kDurable) returns, the row survives a power
 // loss, not only a crash of the process. Stage changes are written that way
 // (a side acts on them, and its peer acts on what this side then says).
-// Progress snapshots use synchronous=NORMAL: a crash of the daemon keeps
-// them (they are in the WAL), a power loss may lose the latest ones, which
-// costs nothing because recovery GETs every device's real state anyway, and
-// saves an fsync per arc. The next durable commit also makes every earlier
-// relaxed one durable (the WAL is one sequential file).
+// Progress snapshots use synchronous=NORMAL and are written by a
+// background thread (WriteLater): the newest snapshot of a migration
+// replaces one still queued, and the migration's thread never waits for
+// SQLite on their account. A crash of the daemon may lose the latest ones
+// (those still queued; a power loss those not fsynced yet), which costs
+// nothing because recovery GETs every device's real state anyway. The next
+// durable commit makes every earlier relaxed one durable (the WAL is one
+// sequential file).
 //
 // Thread-safe: one connection behind a mutex; writes are short.
 #ifndef VFIOMIG_DAEMON_STORE_JOURNAL_H_
@@ -25,9 +28,13 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -104,8 +111,20 @@ class Journal {
 
   const std::string& path() const { return db_->path(); }
 
+  // Writes what is still queued (WriteLater), then stops its thread.
+  ~Journal();
+
   // Inserts or replaces the entry's row and device rows in one transaction.
+  // A queued WriteLater of the same (role, id) is dropped: entries are
+  // whole rows, and the caller's is the newer one.
   absl::Status Write(const JournalEntry& entry, Durability durability);
+  // Queues a relaxed Write of `entry` for the journal's thread; a later
+  // WriteLater of the same (role, id) replaces it while it is queued.
+  // Errors are logged: for progress snapshots only, which nothing relies
+  // on.
+  void WriteLater(JournalEntry entry);
+  // Writes every queued entry now (tests; the destructor).
+  void Flush();
 
   // Entries not kDone, oldest first: what recovery must act on.
   absl::StatusOr<std::vector<JournalEntry>> Unfinished();
@@ -122,8 +141,14 @@ class Journal {
   absl::Status CreateSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SetSync(Durability durability)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteTransaction(const JournalEntry& entry,
+                                Durability durability)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteLocked(const JournalEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The oldest-keyed queued entry, removed from the queue; none if empty.
+  std::optional<JournalEntry> TakeQueued() ABSL_LOCKS_EXCLUDED(queue_mu_);
+  void WriterLoop();
   absl::Status PruneLocked(JournalRole role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<JournalEntry>> Select(std::string_view where,
                                                    std::string_view order,
@@ -134,6 +159,16 @@ class Journal {
   const JournalOptions options_;
   // The synchronous mode last set; -1 before the first write.
   int sync_ ABSL_GUARDED_BY(mu_) = -1;
+
+  // WriteLater's queue. Lock order: mu_, then queue_mu_; the writer takes
+  // an entry and writes it under one hold of mu_, so a Write that drops a
+  // queued entry can never be overtaken by the older one.
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<std::pair<JournalRole, std::string>, JournalEntry> queued_
+      ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // Started by the first WriteLater.
+  std::thread writer_ ABSL_GUARDED_BY(queue_mu_);
 };
 
 }  // namespace vfiomig
