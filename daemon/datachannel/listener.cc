@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <memory>
 #include <string_view>
 #include <utility>
 
@@ -64,12 +66,14 @@ absl::Status ReadHello(const Socket& socket, Hello* hello) {
 // frame boundary (then OK) or something breaks (the stream has then
 // failed, and the status says why).
 absl::Status Pump(const Socket& socket, IncomingStream& stream) {
-  std::string frame;
+  // Grown to the largest frame seen, never shrunk, and never cleared: a
+  // std::string resized up for each frame would zero every payload byte
+  // before recv overwrote it (a pass over all device data for nothing).
+  std::unique_ptr<uint8_t[]> buffer;
+  size_t capacity = 0;
+  uint8_t header[stream::kFrameHeaderSize];
   for (;;) {
-    frame.resize(stream::kFrameHeaderSize);
-    auto* header = reinterpret_cast<uint8_t*>(frame.data());
-    absl::Status s =
-        RecvAll(socket, absl::MakeSpan(header, stream::kFrameHeaderSize));
+    absl::Status s = RecvAll(socket, absl::MakeSpan(header));
     if (absl::IsOutOfRange(s)) return absl::OkStatus();  // clean end
     if (!s.ok()) {
       return stream.Cancel(
@@ -80,17 +84,24 @@ absl::Status Pump(const Socket& socket, IncomingStream& stream) {
     const uint32_t length = stream::DecodeFrameHeader(header).length;
     if (length > stream::kMaxFramePayload) {
       // Consume refuses it by name, without the payload.
-      return stream.Consume(std::string_view(frame));
+      return stream.Consume(std::string_view(
+          reinterpret_cast<const char*>(header), sizeof(header)));
     }
-    frame.resize(stream::kFrameHeaderSize + length);
-    auto* payload =
-        reinterpret_cast<uint8_t*>(frame.data()) + stream::kFrameHeaderSize;
-    s = RecvAll(socket, absl::MakeSpan(payload, length));
+    const size_t size = stream::kFrameHeaderSize + length;
+    if (size > capacity) {
+      buffer.reset(new uint8_t[size]);
+      capacity = size;
+    }
+    std::memcpy(buffer.get(), header, sizeof(header));
+    s = RecvAll(socket, absl::MakeSpan(buffer.get() + stream::kFrameHeaderSize,
+                                       length));
     if (!s.ok()) {
       return stream.Cancel(
           absl::StrCat("the data connection broke (", s.message(), ")"));
     }
-    if (s = stream.Consume(std::string_view(frame)); !s.ok()) return s;
+    s = stream.Consume(
+        std::string_view(reinterpret_cast<const char*>(buffer.get()), size));
+    if (!s.ok()) return s;
   }
 }
 

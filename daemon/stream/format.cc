@@ -103,18 +103,10 @@ DataChecksum::~DataChecksum() = default;
 DataChecksum::DataChecksum(DataChecksum&&) noexcept = default;
 DataChecksum& DataChecksum::operator=(DataChecksum&&) noexcept = default;
 
-void DataChecksum::Update(absl::Span<const uint8_t> data) {
-  XXH3_64bits_update(&state_->xxh, data.data(), data.size());
-}
-
-void DataChecksum::UpdateZeros(uint64_t count) {
-  // Small enough to stay in L1/L2 while XXH3 streams over it repeatedly.
-  alignas(64) static constexpr uint8_t kZeros[64 << 10] = {};
-  while (count > 0) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(count, sizeof(kZeros)));
-    XXH3_64bits_update(&state_->xxh, kZeros, n);
-    count -= n;
-  }
+void DataChecksum::AddFrame(uint64_t frame_checksum) {
+  uint8_t bytes[8];
+  PutFixed<uint64_t>(bytes, frame_checksum);
+  XXH3_64bits_update(&state_->xxh, bytes, sizeof(bytes));
 }
 
 uint64_t DataChecksum::Digest() const {

@@ -110,13 +110,13 @@ absl::StatusOr<StreamEvent> StreamReader::ConsumeFrame(
     case FrameType::kHeader:
       return ConsumeHeader(payload);
     case FrameType::kPreCopyData:
-      return ConsumeData(Section::kPreCopy, payload);
+      return ConsumeData(Section::kPreCopy, payload, h.checksum);
     case FrameType::kStopCopyData:
-      return ConsumeData(Section::kStopCopy, payload);
+      return ConsumeData(Section::kStopCopy, payload, h.checksum);
     case FrameType::kPreCopyZeros:
-      return ConsumeZeros(Section::kPreCopy, payload);
+      return ConsumeZeros(Section::kPreCopy, payload, h.checksum);
     case FrameType::kStopCopyZeros:
-      return ConsumeZeros(Section::kStopCopy, payload);
+      return ConsumeZeros(Section::kStopCopy, payload, h.checksum);
     case FrameType::kEnd:
       return ConsumeEnd(payload);
   }
@@ -151,7 +151,8 @@ void StreamReader::Account(Section section, uint64_t bytes) {
 }
 
 absl::StatusOr<StreamEvent> StreamReader::ConsumeData(
-    Section section, absl::Span<const uint8_t> payload) {
+    Section section, absl::Span<const uint8_t> payload,
+    uint64_t frame_checksum) {
   if (section < section_) {
     return absl::InvalidArgumentError(absl::StrCat(
         SectionName(section), " data after ", SectionName(section_), " data"));
@@ -163,13 +164,14 @@ absl::StatusOr<StreamEvent> StreamReader::ConsumeData(
                      " bytes exceeds the limit of ", kMaxDataPayload));
   }
   if (absl::Status s = CheckLimit(payload.size()); !s.ok()) return s;
-  checksum_.Update(payload);
+  checksum_.AddFrame(frame_checksum);
   Account(section, payload.size());
   return DataEvent{section, payload};
 }
 
 absl::StatusOr<StreamEvent> StreamReader::ConsumeZeros(
-    Section section, absl::Span<const uint8_t> payload) {
+    Section section, absl::Span<const uint8_t> payload,
+    uint64_t frame_checksum) {
   if (section < section_) {
     return absl::InvalidArgumentError(absl::StrCat(
         SectionName(section), " data after ", SectionName(section_), " data"));
@@ -185,7 +187,7 @@ absl::StatusOr<StreamEvent> StreamReader::ConsumeZeros(
         "zero run of ", count, " bytes (must be 1..", kMaxZeroRun, ")"));
   }
   if (absl::Status s = CheckLimit(count); !s.ok()) return s;
-  checksum_.UpdateZeros(count);
+  checksum_.AddFrame(frame_checksum);
   Account(section, count);
   return ZerosEvent{section, count};
 }

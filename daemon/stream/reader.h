@@ -96,10 +96,13 @@ class StreamReader {
 
   absl::StatusOr<StreamEvent> ConsumeFrame(absl::Span<const uint8_t> frame);
   absl::StatusOr<StreamEvent> ConsumeHeader(absl::Span<const uint8_t> payload);
+  // `frame_checksum`, verified, goes into the END digest.
   absl::StatusOr<StreamEvent> ConsumeData(Section section,
-                                          absl::Span<const uint8_t> payload);
+                                          absl::Span<const uint8_t> payload,
+                                          uint64_t frame_checksum);
   absl::StatusOr<StreamEvent> ConsumeZeros(Section section,
-                                           absl::Span<const uint8_t> payload);
+                                           absl::Span<const uint8_t> payload,
+                                           uint64_t frame_checksum);
   absl::StatusOr<StreamEvent> ConsumeEnd(absl::Span<const uint8_t> payload);
   // OK when `bytes` more device bytes stay within max_device_bytes_.
   absl::Status CheckLimit(uint64_t bytes) const;

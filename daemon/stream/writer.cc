@@ -18,6 +18,11 @@ absl::Span<uint8_t> AppendFrame(size_t payload_size, std::string* dest) {
                         kFrameHeaderSize + payload_size);
 }
 
+// The checksum SealFrame stored in `frame`'s header.
+uint64_t SealedChecksum(absl::Span<const uint8_t> frame) {
+  return GetFixed<uint64_t>(frame.data() + 4);
+}
+
 }  // namespace
 
 bool IsAllZero(absl::Span<const uint8_t> data) {
@@ -87,7 +92,7 @@ void StreamWriter::AppendData(Section section, absl::Span<const uint8_t> data,
   absl::Span<uint8_t> frame = AppendFrame(data.size(), dest);
   std::memcpy(frame.data() + kFrameHeaderSize, data.data(), data.size());
   SealFrame(frame, DataFrameType(section), sequence_++);
-  checksum_.Update(data);
+  checksum_.AddFrame(SealedChecksum(frame));
   Account(section, data.size());
 }
 
@@ -96,7 +101,7 @@ void StreamWriter::AppendZeros(Section section, uint64_t count,
   absl::Span<uint8_t> frame = AppendFrame(kZerosPayloadSize, dest);
   PutFixed<uint64_t>(frame.data() + kFrameHeaderSize, count);
   SealFrame(frame, ZerosFrameType(section), sequence_++);
-  checksum_.UpdateZeros(count);
+  checksum_.AddFrame(SealedChecksum(frame));
   Account(section, count);
 }
 
@@ -170,13 +175,13 @@ absl::StatusOr<size_t> StreamWriter::SealData(Section section,
         buffer.first(kFrameHeaderSize + kZerosPayloadSize);
     PutFixed<uint64_t>(frame.data() + kFrameHeaderSize, payload_size);
     SealFrame(frame, ZerosFrameType(section), sequence_++);
-    checksum_.UpdateZeros(payload_size);
+    checksum_.AddFrame(SealedChecksum(frame));
     Account(section, payload_size);
     return frame.size();
   }
   absl::Span<uint8_t> frame = buffer.first(kFrameHeaderSize + payload_size);
   SealFrame(frame, DataFrameType(section), sequence_++);
-  checksum_.Update(payload);
+  checksum_.AddFrame(SealedChecksum(frame));
   Account(section, payload_size);
   return frame.size();
 }

@@ -57,9 +57,8 @@ def valid_stream_frames():
     frames.append(pf.frame(pf.PRE_COPY_ZEROS, 2, struct.pack("<Q", 4096)))
     frames.append(pf.frame(pf.STOP_COPY_DATA, 3, data_stop))
     frames.append(pf.frame(pf.STOP_COPY_ZEROS, 4, struct.pack("<Q", 10)))
-    everything = data_pre + b"\0" * 4096 + data_stop + b"\0" * 10
     frames.append(pf.frame(pf.END, 5, pf.end_payload(
-        len(data_pre) + 4096, len(data_stop) + 10, pf.xxh3(everything))))
+        len(data_pre) + 4096, len(data_stop) + 10, pf.data_digest(frames))))
     return frames
 
 
@@ -84,7 +83,7 @@ def main():
     write("stream_reader", "valid", script(frames))
     write("stream_reader", "valid-packed", b"\x80" + b"".join(frames))
     write("stream_reader", "header-end", script(
-        [frames[0], pf.frame(pf.END, 1, pf.end_payload(0, 0, pf.xxh3(b"")))]))
+        [frames[0], pf.frame(pf.END, 1, pf.end_payload(0, 0, pf.data_digest([])))]))
     write("stream_reader", "truncated", script(frames[:3]))
     write("stream_reader", "replayed", script(frames[:2] + frames[1:]))
     # Control bytes that repair magic, length, sequence and checksum.

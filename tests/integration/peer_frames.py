@@ -32,6 +32,17 @@ def frame(frame_type, sequence, payload, version=FRAME_VERSION):
     return struct.pack("<IQ", FRAME_MAGIC, xxh3(body)) + body
 
 
+def data_digest(frames):
+    """END's data_checksum for `frames`: XXH3-64 over the checksums (bytes
+    4..12, little-endian) of the data and zero-run frames among them, in
+    order."""
+    sums = b"".join(f[4:12] for f in frames
+                    if len(f) >= 32 and f[13] in (PRE_COPY_DATA, PRE_COPY_ZEROS,
+                                                  STOP_COPY_DATA,
+                                                  STOP_COPY_ZEROS))
+    return xxh3(sums)
+
+
 def end_payload(pre_copy_bytes, stop_copy_bytes, data_checksum):
     return struct.pack("<QQQ", pre_copy_bytes, stop_copy_bytes, data_checksum)
 

@@ -78,6 +78,57 @@ TEST(JournalTest, EntriesRoundTripAcrossReopen) {
   EXPECT_EQ(e.record.devices(0).state(), v1::DEVICE_STATE_RUNNING_P2P);
 }
 
+TEST(JournalTest, WriteLaterLandsAfterFlushNewestFirst) {
+  TempDir tmp;
+  auto journal = Journal::Open(tmp.path()).value();
+  JournalEntry e = Entry(JournalRole::kSource, "m1", JournalStage::kStarted, 1);
+  for (auto phase : {v1::MIGRATION_PHASE_PRE_COPY, v1::MIGRATION_PHASE_QUIESCE,
+                     v1::MIGRATION_PHASE_STOP_COPY}) {
+    e.record.set_phase(phase);
+    journal->WriteLater(e);
+  }
+  journal->Flush();
+  auto unfinished = journal->Unfinished().value();
+  ASSERT_EQ(unfinished.size(), 1u);
+  EXPECT_EQ(unfinished[0].record.phase(), v1::MIGRATION_PHASE_STOP_COPY);
+}
+
+TEST(JournalTest, WriteDropsAnOlderQueuedEntryOfTheSameRow) {
+  TempDir tmp;
+  auto journal = Journal::Open(tmp.path()).value();
+  // Queued and written many times over while a stage record goes in: the
+  // stage record must be what stays, whichever way the writer thread and
+  // Write interleave.
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = absl::StrCat("m", i);
+    JournalEntry e =
+        Entry(JournalRole::kSource, id, JournalStage::kStarted, i + 1);
+    journal->WriteLater(e);
+    e.stage = JournalStage::kHandedOver;
+    e.pending = PeerVerdict::kCommit;
+    ASSERT_TRUE(journal->Write(e, Durability::kRelaxed).ok());
+  }
+  journal->Flush();
+  auto unfinished = journal->Unfinished().value();
+  ASSERT_EQ(unfinished.size(), 200u);
+  for (const JournalEntry& e : unfinished) {
+    EXPECT_EQ(e.stage, JournalStage::kHandedOver) << e.record.id();
+  }
+}
+
+TEST(JournalTest, QueuedEntriesAreWrittenWhenTheJournalCloses) {
+  TempDir tmp;
+  {
+    auto journal = Journal::Open(tmp.path()).value();
+    for (int i = 0; i < 20; ++i) {
+      journal->WriteLater(Entry(JournalRole::kDestination, absl::StrCat("m", i),
+                                JournalStage::kLoaded, i + 1));
+    }
+  }
+  auto journal = Journal::Open(tmp.path()).value();
+  EXPECT_EQ(journal->Unfinished().value().size(), 20u);
+}
+
 TEST(JournalTest, RolesAreSeparateRowsForOneId) {
   TempDir tmp;
   auto journal = Journal::Open(tmp.path()).value();

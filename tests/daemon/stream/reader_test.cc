@@ -21,7 +21,7 @@ namespace vfiomig::stream {
 namespace {
 
 using testing::Bytes;
-using testing::Checksum;
+using testing::Digest;
 using testing::DeviceData;
 using ::testing::ElementsAre;
 using testing::End;
@@ -67,7 +67,7 @@ TEST(StreamReaderTest, RoundTripManySizes) {
       ASSERT_TRUE(r.end.has_value());
       EXPECT_EQ(r.end->pre_copy_bytes, pre.size());
       EXPECT_EQ(r.end->stop_copy_bytes, stop.size());
-      EXPECT_EQ(r.end->data_checksum, Checksum(pre + stop));
+      EXPECT_EQ(r.end->data_checksum, Digest(frames));
       bool zeros = std::find(r.types.begin(), r.types.end(),
                              T::kPreCopyZeros) != r.types.end();
       EXPECT_EQ(zeros, zc == ZeroCheck::kDetect && size > 0);
@@ -86,7 +86,7 @@ TEST(StreamReaderTest, StreamWithoutPreCopyOrWithoutData) {
   r = ReadAll(Views(Write("", "", 1, ZeroCheck::kDetect)));
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_THAT(r.types, ElementsAre(T::kHeader, T::kEnd));
-  EXPECT_EQ(r.end, (StreamTotals{0, 0, Checksum("")}));
+  EXPECT_EQ(r.end, (StreamTotals{0, 0, Digest({})}));
 }
 
 TEST(StreamReaderTest, AccessorsFollowTheStream) {
@@ -97,13 +97,13 @@ TEST(StreamReaderTest, AccessorsFollowTheStream) {
   EXPECT_EQ(reader.header(), TestHeader());
   ASSERT_TRUE(reader.Consume(frames[1]).ok());
   EXPECT_EQ(reader.next_sequence(), 2u);
-  EXPECT_EQ(reader.totals(), (StreamTotals{3, 0, Checksum("pre")}));
+  EXPECT_EQ(reader.totals(), (StreamTotals{3, 0, Digest({frames[1]})}));
   EXPECT_FALSE(reader.ended());
   ASSERT_TRUE(reader.Consume(frames[2]).ok());
   absl::StatusOr<StreamEvent> end = reader.Consume(frames[3]);
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(std::get<EndEvent>(*end).totals,
-            (StreamTotals{3, 4, Checksum("prestop")}));
+            (StreamTotals{3, 4, Digest(frames)}));
   EXPECT_TRUE(reader.ended());
   EXPECT_TRUE(reader.Finish().ok());
   EXPECT_TRUE(reader.status().ok());
@@ -205,7 +205,7 @@ TEST(StreamReaderTest, HeaderMissing) {
   ExpectError(Read({RawFrame(T::kPreCopyData, 0, "x")}),
               absl::StatusCode::kInvalidArgument,
               "frame 0: PRE_COPY_DATA frame before the stream header");
-  ExpectError(Read({End(0, 0, 0, Checksum(""))}),
+  ExpectError(Read({End(0, 0, 0, Digest({}))}),
               absl::StatusCode::kInvalidArgument,
               "frame 0: END frame before the stream header");
   ExpectError(Read({}), absl::StatusCode::kDataLoss,
@@ -240,7 +240,7 @@ TEST(StreamReaderTest, PreCopyAfterStopCopy) {
     std::vector<std::string> frames = ValidStream();
     frames.insert(frames.begin() + 3,
                   RawFrame(late, 3, late == T::kPreCopyData ? "x" : U64(1)));
-    frames.back() = End(4, 4, 4, Checksum("prestopx"));
+    frames.back() = End(4, 4, 4, Digest(frames));
     ExpectError(Read(frames), absl::StatusCode::kInvalidArgument,
                 "frame 3: PRE_COPY data after STOP_COPY data");
   }
@@ -251,7 +251,7 @@ TEST(StreamReaderTest, NothingAfterEnd) {
   frames.push_back(RawFrame(T::kStopCopyData, 4, "late"));
   ExpectError(Read(frames), absl::StatusCode::kInvalidArgument,
               "frame 4: STOP_COPY_DATA frame after END");
-  frames.back() = End(4, 3, 4, Checksum("prestop"));
+  frames.back() = End(4, 3, 4, Digest(ValidStream()));
   ExpectError(Read(frames), absl::StatusCode::kInvalidArgument,
               "frame 4: END frame after END");
 
@@ -268,7 +268,7 @@ TEST(StreamReaderTest, EndTotalsMustMatch) {
     StreamTotals claimed;
     std::string message;
   };
-  const uint64_t sum = Checksum("prestop");
+  const uint64_t sum = Digest(ValidStream());
   const Case cases[] = {
       {{4, 4, sum}, "pre_copy_bytes 4 (received 3)"},
       {{3, 3, sum}, "stop_copy_bytes 3 (received 4)"},
@@ -325,8 +325,7 @@ TEST(StreamReaderTest, PayloadBounds) {
               "frame 1: payload of 8388609 bytes exceeds the limit of "
               "8388608");
   frames[1] = RawFrame(T::kStopCopyData, 1, std::string(kMaxDataPayload, 'x'));
-  frames.push_back(
-      End(2, 0, kMaxDataPayload, Checksum(std::string(kMaxDataPayload, 'x'))));
+  frames.push_back(End(2, 0, kMaxDataPayload, Digest(frames)));
   EXPECT_TRUE(Read(frames).ok());
 
   ExpectError(Read({HeaderFrame(), RawFrame(T::kPreCopyData, 1, "")}),
@@ -366,10 +365,11 @@ TEST(StreamReaderTest, ZeroRunBounds) {
 TEST(StreamReaderTest, DeviceBytesLimit) {
   const std::string ten(10, 'x');
   // Exactly at the limit is fine.
-  EXPECT_TRUE(Read({HeaderFrame(), RawFrame(T::kStopCopyData, 1, ten),
-                    End(2, 0, 10, Checksum(ten))},
-                   10)
-                  .ok());
+  EXPECT_TRUE(
+      Read({HeaderFrame(), RawFrame(T::kStopCopyData, 1, ten),
+            End(2, 0, 10, Digest({RawFrame(T::kStopCopyData, 1, ten)}))},
+           10)
+          .ok());
   ExpectError(
       Read({HeaderFrame(), RawFrame(T::kStopCopyData, 1, ten + "y")}, 10),
       absl::StatusCode::kResourceExhausted,

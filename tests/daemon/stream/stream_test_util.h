@@ -153,9 +153,25 @@ inline absl::Span<const uint8_t> Bytes(const std::string& s) {
                              s.size());
 }
 
-inline uint64_t Checksum(const std::string& data) {
+// The END digest of `frames`: the checksums in the headers of their data
+// and zero-run frames, in order (other frames are skipped).
+inline uint64_t Digest(const std::vector<std::string>& frames) {
   DataChecksum sum;
-  sum.Update(Bytes(data));
+  for (const std::string& f : frames) {
+    if (f.size() < kFrameHeaderSize) continue;
+    const FrameHeader h =
+        DecodeFrameHeader(reinterpret_cast<const uint8_t*>(f.data()));
+    switch (static_cast<FrameType>(h.type)) {
+      case FrameType::kPreCopyData:
+      case FrameType::kPreCopyZeros:
+      case FrameType::kStopCopyData:
+      case FrameType::kStopCopyZeros:
+        sum.AddFrame(h.checksum);
+        break;
+      default:
+        break;
+    }
+  }
   return sum.Digest();
 }
 
@@ -166,9 +182,11 @@ inline std::string End(uint64_t seq, uint64_t pre, uint64_t stop,
 
 // HEADER, PRE_COPY "pre", STOP_COPY "stop", END: a valid stream to break.
 inline std::vector<std::string> ValidStream() {
-  return {HeaderFrame(), RawFrame(FrameType::kPreCopyData, 1, "pre"),
-          RawFrame(FrameType::kStopCopyData, 2, "stop"),
-          End(3, 3, 4, Checksum("prestop"))};
+  std::vector<std::string> frames = {
+      HeaderFrame(), RawFrame(FrameType::kPreCopyData, 1, "pre"),
+      RawFrame(FrameType::kStopCopyData, 2, "stop")};
+  frames.push_back(End(3, 3, 4, Digest(frames)));
+  return frames;
 }
 
 inline absl::Status Read(const std::vector<std::string>& frames,
