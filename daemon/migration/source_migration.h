@@ -164,6 +164,8 @@ class SourceMigration {
   absl::StatusOr<v1::CommitResponse> DeliverCommit();
   // Crash recovery (spec_.recover_from).
   void Recover();
+  // A new executor over this migration's devices; touches no device.
+  std::unique_ptr<TransitionExecutor> MakeExecutor();
   // Load, in three steps so that the call can overlap the last source
   // wave: StartLoad (on the migration thread: publishes, returns the peer),
   // SendLoad (the call alone; any thread), CheckLoaded (migration thread).
