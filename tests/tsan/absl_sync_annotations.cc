@@ -19,6 +19,16 @@
 // TSan does not get is lock ownership, so it does not report lock-order
 // inversions for absl mutexes.
 //
+// Conditions (Await, LockWhen and their timed forms) need one more edge.
+// absl evaluates a Condition with the mutex held but at moments the calls
+// above cannot see: inside Await before the waiter gives the mutex up (so
+// after the __tsan_release that Await must do before it blocks), and in
+// whichever thread unlocks while a waiter sleeps. Unannotated, a waiter's
+// condition reading `queue_.empty()` races, in TSan's eyes, with the
+// next holder's push, although both held the mutex. So every condition is
+// passed on wrapped: its evaluation acquires the mutex before and releases
+// it after, which is exactly what holding it means.
+//
 // The symbol names are those of Debian 12's libabsl 20220623 (inline
 // namespace debian3); a missing one aborts with its name, so a changed
 // Abseil fails loudly instead of running unannotated.
@@ -55,9 +65,46 @@ Fn Real(const char* name) {
   return reinterpret_cast<Fn>(fn);
 }
 
-#define REAL(type, mangled)                                  \
-  static const auto real = Real<type>(mangled);              \
+#define REAL(type, mangled)                     \
+  static const auto real = Real<type>(mangled); \
   (void)0
+
+// A caller's condition and the mutex it is evaluated under. Lives on the
+// waiter's stack for the whole wait: absl evaluates it only meanwhile.
+struct HeldCondition {
+  const absl::Condition* cond;
+  absl::Mutex* mu;
+};
+
+bool EvalHeld(void* arg) {
+  // What the waiter wrote before it handed the condition to absl (this
+  // struct, the Condition, its lambda), for an evaluation in another
+  // thread; Annotated released it.
+  __tsan_acquire(arg);
+  auto* held = static_cast<HeldCondition*>(arg);
+  __tsan_acquire(held->mu);
+  const bool result = held->cond->Eval();
+  __tsan_release(held->mu);
+  return result;
+}
+
+// The condition absl is given instead of the caller's: the same result,
+// evaluated under the annotations of a held mutex.
+absl::Condition Annotated(HeldCondition* held) {
+  __tsan_release(held);
+  return absl::Condition(&EvalHeld, held);
+}
+
+// Debian's Abseil is built without NDEBUG, so every Lock also feeds absl's
+// lock-order graph (GraphCycles), whose arrays are guarded by an absl
+// SpinLock that TSan cannot see, while the memmove that edits them is one
+// TSan intercepts: it reports the graph's own updates as races. Lock-order
+// checking stays on in every other build (ASan included), so the TSan build
+// turns it off rather than hiding reports inside absl.
+[[maybe_unused]] const bool kLockOrderGraphOff = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
 
 }  // namespace
 
@@ -102,17 +149,21 @@ void Mutex::ReaderUnlock() {
   real(this);
 }
 
+// The *When forms lock once the condition holds; each passes the condition
+// on wrapped (Annotated) so that its evaluations are ordered by the mutex.
 void Mutex::LockWhen(const Condition& cond) {
   REAL(void (*)(Mutex*, const Condition&),
        "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  HeldCondition held{&cond, this};
+  real(this, Annotated(&held));
   __tsan_acquire(this);
 }
 
 void Mutex::ReaderLockWhen(const Condition& cond) {
   REAL(void (*)(Mutex*, const Condition&),
        "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  real(this, cond);
+  HeldCondition held{&cond, this};
+  real(this, Annotated(&held));
   __tsan_acquire(this);
 }
 
@@ -120,7 +171,19 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
   REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
        "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_"
        "8DurationE");
-  const bool result = real(this, cond, timeout);
+  HeldCondition held{&cond, this};
+  const bool result = real(this, Annotated(&held), timeout);
+  __tsan_acquire(this);  // held either way
+  return result;
+}
+
+bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond,
+                                      absl::Duration timeout) {
+  REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
+       "_ZN4absl7debian35Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_"
+       "8DurationE");
+  HeldCondition held{&cond, this};
+  const bool result = real(this, Annotated(&held), timeout);
   __tsan_acquire(this);  // held either way
   return result;
 }
@@ -129,17 +192,34 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
   REAL(bool (*)(Mutex*, const Condition&, absl::Time),
        "_ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_"
        "4TimeE");
-  const bool result = real(this, cond, deadline);
+  HeldCondition held{&cond, this};
+  const bool result = real(this, Annotated(&held), deadline);
+  __tsan_acquire(this);
+  return result;
+}
+
+bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond,
+                                       absl::Time deadline) {
+  REAL(
+      bool (*)(Mutex*, const Condition&, absl::Time),
+      "_ZN4absl7debian35Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_"
+      "4TimeE");
+  HeldCondition held{&cond, this};
+  const bool result = real(this, Annotated(&held), deadline);
   __tsan_acquire(this);
   return result;
 }
 
 // Await releases the mutex while it waits and holds it again on return.
+// The release is announced before absl's first evaluation of the condition
+// (absl gives the mutex up inside), which is why that evaluation, too,
+// goes through Annotated.
 void Mutex::Await(const Condition& cond) {
   REAL(void (*)(Mutex*, const Condition&),
        "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
+  HeldCondition held{&cond, this};
   __tsan_release(this);
-  real(this, cond);
+  real(this, Annotated(&held));
   __tsan_acquire(this);
 }
 
@@ -147,8 +227,9 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
        "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_"
        "8DurationE");
+  HeldCondition held{&cond, this};
   __tsan_release(this);
-  const bool result = real(this, cond, timeout);
+  const bool result = real(this, Annotated(&held), timeout);
   __tsan_acquire(this);
   return result;
 }
@@ -157,8 +238,9 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   REAL(bool (*)(Mutex*, const Condition&, absl::Time),
        "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_"
        "4TimeE");
+  HeldCondition held{&cond, this};
   __tsan_release(this);
-  const bool result = real(this, cond, deadline);
+  const bool result = real(this, Annotated(&held), deadline);
   __tsan_acquire(this);
   return result;
 }
