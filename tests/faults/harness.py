@@ -26,22 +26,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
+# The helpers the integration tests share (polling, stopping a daemon).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from daemons import stop_process, wait_until  # noqa: E402
+
 MiB = 1 << 20
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what}")
-        time.sleep(interval)
 
 
 def clean_env():
@@ -136,13 +130,7 @@ class Daemon:
         self.log.close()
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=20)
         if self.log is not None and not self.log.closed:
             self.log.close()
 

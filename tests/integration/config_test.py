@@ -24,17 +24,8 @@ import sys
 import tempfile
 import time
 
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what}")
-        time.sleep(0.05)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemons import stop_process, wait_until  # noqa: E402
 
 
 class Env:
@@ -80,13 +71,7 @@ class Env:
 
     def stop_all(self):
         for proc, log in self.daemons:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
             log.close()
         self.daemons = []
 

@@ -24,18 +24,17 @@ import argparse
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_frames as pf  # noqa: E402
 from daemon_test import generate_stubs  # noqa: E402
+from daemons import stop_process, wait_until  # noqa: E402
 
 ARGS = None
 MiB = 1 << 20
@@ -47,18 +46,6 @@ VICTIMS = ["v%d" % i for i in range(10)]
 # The real migration: big enough to still stream while the attacks run.
 LEGIT = {"id": "big0", "features": ["stop_copy", "p2p", "pre_copy"],
          "state_bytes": "768MiB", "arc_latency_ms": 1, "drain_ms": 2}
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" %
-                                 (timeout, what))
-        time.sleep(interval)
 
 
 class Daemon:
@@ -83,13 +70,7 @@ class Daemon:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

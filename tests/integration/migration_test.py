@@ -35,6 +35,9 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemons import stop_process, wait_until  # noqa: E402
+
 MiB = 1 << 20
 GiB = 1 << 30
 # Exit codes documented in `vfio-migctl --help`.
@@ -50,18 +53,6 @@ def describe(proc, wanted):
     return (f"wanted {wanted}; `{' '.join(proc.args)}` gave rc="
             f"{proc.returncode}\nstdout: {proc.stdout[-4000:]!r}\n"
             f"stderr: {proc.stderr[-2000:]!r}")
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what}")
-        time.sleep(interval)
 
 
 class Daemon:
@@ -100,13 +91,7 @@ class Daemon:
         raise AssertionError(f"no {key} in /proc/{self.proc.pid}/status")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
     def tail(self, lines=40):

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon_test import generate_stubs  # noqa: E402
+from daemons import stop_process, wait_until  # noqa: E402
 
 ARGS = None
 MiB = 1 << 20
@@ -47,18 +47,6 @@ DEVICES = [
     {"id": "nic0", "features": ["stop_copy", "p2p"], "state_bytes": "2MiB",
      "arc_latency_ms": 1, "drain_ms": 1},
 ]
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" %
-                                 (timeout, what))
-        time.sleep(interval)
 
 
 def clean_env():
@@ -117,13 +105,7 @@ class Daemon:
             self._log.close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if not self._log.closed:
             self._log.close()
 
