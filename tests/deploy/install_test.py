@@ -27,6 +27,11 @@ import sys
 import tempfile
 import time
 
+# The helpers the Python tests share (polling, stopping a daemon).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from daemons import wait_until  # noqa: E402
+
 
 def run(*cmd, check=True, **kwargs):
     proc = subprocess.run(cmd, capture_output=True, text=True,
@@ -35,17 +40,6 @@ def run(*cmd, check=True, **kwargs):
         raise AssertionError(f"{' '.join(cmd)}: rc {proc.returncode}\n"
                              f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return proc
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {what}")
-        time.sleep(0.05)
 
 
 def flags_of_help(text):

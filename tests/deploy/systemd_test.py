@@ -29,17 +29,10 @@ import sys
 import tempfile
 import time
 
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what}")
-        time.sleep(0.05)
+# The helpers the Python tests share (polling, stopping a daemon).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from daemons import wait_until  # noqa: E402
 
 
 def sim_config(tmp):
