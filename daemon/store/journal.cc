@@ -210,24 +210,21 @@ void Journal::WriterLoop() {
       if (stopping_) return;  // The destructor flushes.
     }
     absl::MutexLock lock(&mu_);
-    std::optional<JournalEntry> entry = TakeQueued();
-    if (!entry.has_value()) continue;
-    if (absl::Status s = WriteTransaction(*entry, Durability::kRelaxed);
-        !s.ok()) {
-      spdlog::warn("migration {}: journal snapshot not written: {}",
-                   entry->record.id(), std::string(s.message()));
-    }
+    if (std::optional<JournalEntry> entry = TakeQueued()) WriteQueued(*entry);
   }
 }
 
 void Journal::Flush() {
   absl::MutexLock lock(&mu_);
   while (std::optional<JournalEntry> entry = TakeQueued()) {
-    if (absl::Status s = WriteTransaction(*entry, Durability::kRelaxed);
-        !s.ok()) {
-      spdlog::warn("migration {}: journal snapshot not written: {}",
-                   entry->record.id(), std::string(s.message()));
-    }
+    WriteQueued(*entry);
+  }
+}
+
+void Journal::WriteQueued(const JournalEntry& entry) {
+  if (absl::Status s = WriteTransaction(entry, Durability::kRelaxed); !s.ok()) {
+    spdlog::warn("migration {}: journal snapshot not written: {}",
+                 entry.record.id(), std::string(s.message()));
   }
 }
 

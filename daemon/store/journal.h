@@ -148,6 +148,9 @@ class Journal {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The oldest-keyed queued entry, removed from the queue; none if empty.
   std::optional<JournalEntry> TakeQueued() ABSL_LOCKS_EXCLUDED(queue_mu_);
+  // A relaxed write of a queued entry; a failure is logged.
+  void WriteQueued(const JournalEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriterLoop();
   absl::Status PruneLocked(JournalRole role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<JournalEntry>> Select(std::string_view where,
