@@ -121,7 +121,12 @@ v1::Migration DestinationMigration::ToProtoLocked() const {
   m.set_arc_timeout_ms(static_cast<uint32_t>(
       absl::ToInt64Milliseconds(settings_.deadlines.arc)));
   m.set_started_unix_ms(started_unix_ms_);
-  m.set_outcome(outcome_);
+  // outcome_ is decided when the rollback or the resume begins; a reader
+  // that takes any final outcome for "over" (vfio-migctl, the source's
+  // Abort retries, a control plane) must not see it while devices are
+  // still moving.
+  m.set_outcome(stage_ == Stage::kDone ? outcome_
+                                       : v1::MIGRATION_OUTCOME_IN_PROGRESS);
   m.set_phase(PhaseLocked());
   m.set_error(error_);
   m.set_failed_device_id(failed_device_);

@@ -379,6 +379,9 @@ def main():
         return 0
     rows = []
     failures = 0
+    # CI shows only the head and tail of a long output: each failure's full
+    # message is repeated after the table, where it cannot be cut away.
+    failed = []
     for case in chosen:
         start = time.monotonic()
         print(f"=== {case.name}: {case.fault}", flush=True)
@@ -393,6 +396,7 @@ def main():
             status, side, outcome = "FAIL", "?", "?"
             detail = str(e).splitlines()[0][:80]
             traceback.print_exc()
+            failed.append((case.name, f"{type(e).__name__}: {e}"))
         elapsed = time.monotonic() - start
         rows.append((case.name, case.fault, case.expect, side, outcome,
                      detail, elapsed, status))
@@ -417,6 +421,8 @@ def main():
         print(fmt(r))
     print(f"\n{len(rows) - failures}/{len(rows)} cases hold the invariant; "
           f"total {sum(r[6] for r in rows):.0f} s")
+    for name, message in failed:
+        print(f"\nFAILED {name}:\n{message[:4000]}")
     if failures == 0:
         shutil.rmtree(env.tmp, ignore_errors=True)
     return 1 if failures else 0

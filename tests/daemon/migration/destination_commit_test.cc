@@ -167,6 +167,43 @@ TEST_F(DestinationCommitTest, AbortMidStream) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+// A reader that takes a final outcome for "over" (the fault suite, a control
+// plane) must not get one while the rollback still moves devices: here
+// slowback0 fails STOP>RESUMING in Prepare and walks back through a 300 ms
+// STOP>RUNNING_P2P.
+TEST_F(DestinationCommitTest, OutcomeStaysInProgressUntilRolledBack) {
+  const SavedStream nic = Save("nic0", "m-slowback");
+  v1::PrepareResponse prepared;
+  grpc::Status prepare_status;
+  std::thread prepare([&] {
+    prepare_status = Prepare(
+        PrepareRequestFor("m-slowback", {{"nic0", "slowback0"}}, {&nic}),
+        &prepared);
+  });
+  bool saw_rollback = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<v1::Migration> record = service_->GetMigration("m-slowback");
+    if (record.ok()) {
+      if (record->phase() == v1::MIGRATION_PHASE_DONE) break;
+      if (record->phase() == v1::MIGRATION_PHASE_ROLLING_BACK) {
+        saw_rollback = true;
+        EXPECT_EQ(record->outcome(), v1::MIGRATION_OUTCOME_IN_PROGRESS);
+        EXPECT_EQ(record->running_side(), "");
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  prepare.join();
+  EXPECT_FALSE(prepare_status.ok() && prepared.ready());
+  EXPECT_TRUE(saw_rollback) << "the 300 ms rollback arc was never observed";
+  const v1::Migration record = Record("m-slowback");
+  EXPECT_EQ(record.phase(), v1::MIGRATION_PHASE_DONE);
+  EXPECT_EQ(record.outcome(), v1::MIGRATION_OUTCOME_FAILED);
+  EXPECT_EQ(record.running_side(), "source");
+  EXPECT_EQ(TargetState("slowback0"), DeviceState::RUNNING);
+}
+
 TEST_F(DestinationCommitTest, OrphanedMigrationRollsBack) {
   options_.abort_timeout = absl::Milliseconds(300);
   StartService();

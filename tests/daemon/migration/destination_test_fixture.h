@@ -55,7 +55,10 @@ inline constexpr char kDestinationConfig[] = R"json({
     {"id": "plain0", "features": ["stop_copy", "p2p"],
      "state_bytes": "10MiB"},
     {"id": "stuck0", "features": ["stop_copy", "p2p"], "state_bytes": "1MiB",
-     "fail_arcs": ["RESUMING>STOP"]}
+     "fail_arcs": ["RESUMING>STOP"]},
+    {"id": "slowback0", "features": ["stop_copy", "p2p"],
+     "state_bytes": "1MiB",
+     "fail_arcs": ["STOP>RESUMING"], "slow_arcs": {"STOP>RUNNING_P2P": 300}}
   ]
 })json";
 
