@@ -29,6 +29,7 @@ cmake -G Ninja -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
   -DVFIOMIG_SANITIZE=address,undefined >/dev/null
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS="suppressions=$PWD/tests/asan/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
 
