@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,7 @@
 #include "daemon/crash_point.h"
 #include "daemon/datachannel/policy.h"
 #include "daemon/domains/domain_admission.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/handoff/handoff_server.h"
 #include "daemon/handoff/protocol.h"
 #include "daemon/inventory.h"
@@ -203,6 +205,21 @@ int Run(const DaemonConfig& flags, const sigset_t& stop_signals) {
         snapshot.migratable()
             ? ""
             : ", not migratable: " + snapshot.not_migratable_reason());
+  }
+
+  // The threads a migration of every device needs at most: a worker per
+  // device and, as a destination, a data connection per device. Started
+  // now, they cost nothing inside a migration's set-up; a migration needing
+  // more starts them then.
+  const size_t threads = 2 * ids.size();
+  try {
+    WorkerThreads().Prestart(threads);
+    spdlog::debug("{} worker threads started", threads);
+  } catch (const std::system_error& e) {
+    spdlog::warn(
+        "cannot start {} worker threads now ({}); migrations start "
+        "theirs",
+        threads, e.what());
   }
 
   ArcDeadlines deadlines;

@@ -7,10 +7,12 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/stream/format.h"
 #include "spdlog/spdlog.h"
 
@@ -109,7 +111,6 @@ absl::Status Pump(const Socket& socket, IncomingStream& stream) {
 
 struct DataChannelListener::Connection {
   Socket socket;
-  std::thread thread;
 };
 
 absl::StatusOr<std::unique_ptr<DataChannelListener>> DataChannelListener::Start(
@@ -218,8 +219,17 @@ void DataChannelListener::AcceptLoop(size_t index) {
     }
     Connection* c = connection.release();
     connections_.insert(c);
-    c->thread = std::thread([this, c] { Serve(c); });
-    c->thread.detach();
+    // On a pooled thread: a migration of many devices opens a connection
+    // per device, and a fresh thread per connection was a good part of
+    // its set-up time. Stop() waits for Serve to deregister, as before.
+    try {
+      WorkerThreads().Run([this, c] { Serve(c); });
+    } catch (const std::system_error& e) {
+      spdlog::warn("data channel: refusing a connection: no thread ({})",
+                   e.what());
+      connections_.erase(c);
+      delete c;  // closes it
+    }
   }
 }
 

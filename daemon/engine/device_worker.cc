@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/metrics/metrics.h"
 
 namespace vfiomig {
@@ -106,15 +107,19 @@ std::string Millis(absl::Duration d) {
 DeviceWorker::DeviceWorker(std::string id, std::shared_ptr<Device> device,
                            absl::Mutex* mu)
     : id_(std::move(id)), device_(std::move(device)), mu_(mu) {
-  thread_ = std::thread([this] { Loop(); });
+  // Set before the loop can end. A thread that cannot start throws, as a
+  // std::thread of our own would.
+  looping_ = true;
+  WorkerThreads().Run([this] { Loop(); });
 }
 
 DeviceWorker::~DeviceWorker() {
-  {
-    absl::MutexLock lock(mu_);
-    stopping_ = true;
-  }
-  thread_.join();
+  absl::MutexLock lock(mu_);
+  stopping_ = true;
+  // The loop's last act is clearing looping_ under the lock; after that its
+  // thread touches nothing of ours and goes back to the pool.
+  mu_->Await(absl::Condition(
+      +[](bool* looping) { return !*looping; }, &looping_));
 }
 
 bool DeviceWorker::Idle() const {
@@ -159,6 +164,7 @@ void DeviceWorker::Loop() {
     call.reset();
     mu_->Lock();
   }
+  looping_ = false;
   mu_->Unlock();
 }
 

@@ -1,4 +1,6 @@
-// DeviceWorker: the one thread on which every backend call for a device runs.
+// DeviceWorker: the one thread on which every backend call for a device runs
+// (a thread of the pool, daemon/engine/thread_pool.h, for as long as the
+// worker lives).
 //
 // A kernel ioctl cannot be interrupted, so a call that hangs (a drain waiting
 // for page requests a guest never answers) must not hold up anything but its
@@ -17,7 +19,6 @@
 #include <deque>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -72,7 +73,8 @@ class DeviceWorker {
  public:
   // `mu` is the executor's mutex and must outlive the worker.
   DeviceWorker(std::string id, std::shared_ptr<Device> device, absl::Mutex* mu);
-  // Lets queued calls finish, then joins: waits for a hung call to return.
+  // Lets queued calls finish, then waits for the loop to end (for a hung
+  // call to return); its thread goes back to the pool.
   ~DeviceWorker();
 
   DeviceWorker(const DeviceWorker&) = delete;
@@ -99,8 +101,8 @@ class DeviceWorker {
   std::deque<std::shared_ptr<DeviceCall>> queue_ ABSL_GUARDED_BY(*mu_);
   std::shared_ptr<DeviceCall> current_ ABSL_GUARDED_BY(*mu_);
   bool stopping_ ABSL_GUARDED_BY(*mu_) = false;
-  // Last: starts once everything above is initialised.
-  std::thread thread_;
+  // True while Loop runs on a pool thread (WorkerThreads()).
+  bool looping_ ABSL_GUARDED_BY(*mu_) = false;
 };
 
 }  // namespace vfiomig
