@@ -6,13 +6,14 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/migration/source_migration.h"
 #include "spdlog/spdlog.h"
@@ -50,35 +51,55 @@ std::string FormatMiB(uint64_t bytes) {
 absl::Status SourceMigration::ForEachDevice(
     const std::vector<DeviceRun*>& devices,
     const std::function<absl::Status(DeviceRun&)>& fn) {
+  if (devices.empty()) return absl::OkStatus();
   std::vector<absl::Status> results(devices.size());
-  std::vector<std::thread> threads;
   const size_t workers = std::min(devices.size(), kMaxStreamingThreads);
-  threads.reserve(workers);
   // The next device a worker takes. Once the streams are stopped the rest
   // do not start; they report Aborted, like a pump that saw the stop.
   std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < devices.size(); i = next++) {
+      if (stop_.load()) {
+        results[i] = absl::AbortedError(
+            absl::StrCat(devices[i]->id, ": stopped before it started"));
+        continue;
+      }
+      results[i] = fn(*devices[i]);
+      if (!results[i].ok()) StopStreams();
+    }
+  };
+  // Pool threads (the stop-copy call is inside the downtime window, and a
+  // pre-copy phase makes this call once a round). A Mutex, not a
+  // BlockingCounter, counts them: ThreadSanitizer sees absl::Mutex's
+  // ordering (tests/tsan), not the atomics inside Debian's libabsl.
+  absl::Mutex mu;
+  size_t running = 0;
   absl::Status spawn_error;
   for (size_t w = 0; w < workers; ++w) {
+    {
+      absl::MutexLock lock(&mu);
+      ++running;
+    }
     try {
-      threads.emplace_back([&] {
-        for (size_t i = next++; i < devices.size(); i = next++) {
-          if (stop_.load()) {
-            results[i] = absl::AbortedError(
-                absl::StrCat(devices[i]->id, ": stopped before it started"));
-            continue;
-          }
-          results[i] = fn(*devices[i]);
-          if (!results[i].ok()) StopStreams();
-        }
+      WorkerThreads().Run([&] {
+        work();
+        absl::MutexLock lock(&mu);
+        --running;
       });
     } catch (const std::exception& e) {
       spawn_error = absl::ResourceExhaustedError(
           absl::StrCat("cannot start a streaming thread: ", e.what()));
       StopStreams();
+      absl::MutexLock lock(&mu);
+      --running;
       break;
     }
   }
-  for (std::thread& thread : threads) thread.join();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](size_t* n) { return *n == 0; }, &running));
+  }
   if (!spawn_error.ok()) return spawn_error;
   // The device that failed first reports its own error; the others only
   // saw the stop it caused (Aborted, Cancelled).

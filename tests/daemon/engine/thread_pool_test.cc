@@ -55,22 +55,24 @@ TEST(ThreadPoolTest, FinishedThreadsAreReused) {
   absl::Mutex mu;
   std::set<std::thread::id> seen;
   for (int round = 0; round < 5; ++round) {
+    // Two jobs that wait for each other, so each round needs two threads.
+    int arrived = 0;
     absl::Notification a_done, b_done;
-    pool.Run([&] {
+    auto job = [&](absl::Notification* done) {
       absl::MutexLock lock(&mu);
       seen.insert(std::this_thread::get_id());
-      a_done.Notify();
-    });
-    pool.Run([&] {
-      absl::MutexLock lock(&mu);
-      seen.insert(std::this_thread::get_id());
-      b_done.Notify();
-    });
+      ++arrived;
+      mu.Await(absl::Condition(
+          +[](int* n) { return *n == 2; }, &arrived));
+      done->Notify();
+    };
+    pool.Run([&] { job(&a_done); });
+    pool.Run([&] { job(&b_done); });
     a_done.WaitForNotification();
     b_done.WaitForNotification();
     ASSERT_TRUE(Eventually([&] { return pool.idle() == pool.size(); }));
   }
-  // Ten jobs, never more than two at once.
+  // Ten jobs, two at a time: the first round's two threads ran them all.
   EXPECT_EQ(pool.size(), 2u);
   EXPECT_EQ(seen.size(), 2u);
 }
