@@ -1,6 +1,7 @@
 #include "daemon/datachannel/sender.h"
 
 #include <atomic>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -34,15 +35,21 @@ class DataConnection final : public FrameTransport {
   explicit DataConnection(Socket socket) : socket_(std::move(socket)) {}
 
   absl::Span<uint8_t> Buffer(size_t size) override {
-    if (buffer_.size() < size) buffer_.resize(size);
-    return absl::MakeSpan(buffer_.data(), size);
+    // Every frame is written whole, so a larger buffer neither keeps the
+    // old bytes nor zeroes the new ones (a vector's resize did both: 1.3%
+    // of the sender's CPU while the frames grew to full size).
+    if (capacity_ < size) {
+      buffer_ = std::make_unique_for_overwrite<uint8_t[]>(size);
+      capacity_ = size;
+    }
+    return absl::MakeSpan(buffer_.get(), size);
   }
 
   absl::Status Send(size_t length) override {
     // The destination speaks before the end only to say why it stopped.
     if (Readable(socket_)) return Refused();
     absl::Status s =
-        SendAll(socket_, absl::MakeConstSpan(buffer_.data(), length));
+        SendAll(socket_, absl::MakeConstSpan(buffer_.get(), length));
     if (!s.ok()) return cancelled_.load() ? Cancelled() : Refused(s);
     return absl::OkStatus();
   }
@@ -89,7 +96,8 @@ class DataConnection final : public FrameTransport {
   }
 
   Socket socket_;
-  std::vector<uint8_t> buffer_;
+  std::unique_ptr<uint8_t[]> buffer_;
+  size_t capacity_ = 0;
   std::atomic<bool> cancelled_{false};
 };
 
