@@ -67,13 +67,16 @@ uint64_t FrameChecksum(absl::Span<const uint8_t> frame) {
                      frame.size() - kChecksumStart);
 }
 
-void SealFrame(absl::Span<uint8_t> frame, FrameType type, uint64_t sequence) {
+uint64_t SealFrame(absl::Span<uint8_t> frame, FrameType type,
+                   uint64_t sequence) {
   FrameHeader header;
   header.type = static_cast<uint8_t>(type);
   header.length = static_cast<uint32_t>(frame.size() - kFrameHeaderSize);
   header.sequence = sequence;
   EncodeFrameHeader(header, frame.data());
-  PutFixed<uint64_t>(frame.data() + 4, FrameChecksum(frame));
+  const uint64_t checksum = FrameChecksum(frame);
+  PutFixed<uint64_t>(frame.data() + 4, checksum);
+  return checksum;
 }
 
 void EncodeEndPayload(const StreamTotals& totals, uint8_t* out) {

@@ -128,8 +128,10 @@ uint64_t FrameChecksum(absl::Span<const uint8_t> frame);
 // Completes a frame in place: `frame` holds kFrameHeaderSize header bytes
 // (their contents are overwritten) followed by the payload, whose length is
 // frame.size() - kFrameHeaderSize (at most kMaxFramePayload; the caller
-// checks). Fills in magic, header fields and checksum.
-void SealFrame(absl::Span<uint8_t> frame, FrameType type, uint64_t sequence);
+// checks). Fills in magic, header fields and checksum, and returns the
+// checksum (the writer chains it into END's data_checksum).
+uint64_t SealFrame(absl::Span<uint8_t> frame, FrameType type,
+                   uint64_t sequence);
 
 // Totals a stream's END frame carries.
 struct StreamTotals {

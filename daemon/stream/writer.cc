@@ -18,11 +18,6 @@ absl::Span<uint8_t> AppendFrame(size_t payload_size, std::string* dest) {
                         kFrameHeaderSize + payload_size);
 }
 
-// The checksum SealFrame stored in `frame`'s header.
-uint64_t SealedChecksum(absl::Span<const uint8_t> frame) {
-  return GetFixed<uint64_t>(frame.data() + 4);
-}
-
 }  // namespace
 
 bool IsAllZero(absl::Span<const uint8_t> data) {
@@ -91,8 +86,7 @@ void StreamWriter::AppendData(Section section, absl::Span<const uint8_t> data,
                               std::string* dest) {
   absl::Span<uint8_t> frame = AppendFrame(data.size(), dest);
   std::memcpy(frame.data() + kFrameHeaderSize, data.data(), data.size());
-  SealFrame(frame, DataFrameType(section), sequence_++);
-  checksum_.AddFrame(SealedChecksum(frame));
+  checksum_.AddFrame(SealFrame(frame, DataFrameType(section), sequence_++));
   Account(section, data.size());
 }
 
@@ -100,8 +94,7 @@ void StreamWriter::AppendZeros(Section section, uint64_t count,
                                std::string* dest) {
   absl::Span<uint8_t> frame = AppendFrame(kZerosPayloadSize, dest);
   PutFixed<uint64_t>(frame.data() + kFrameHeaderSize, count);
-  SealFrame(frame, ZerosFrameType(section), sequence_++);
-  checksum_.AddFrame(SealedChecksum(frame));
+  checksum_.AddFrame(SealFrame(frame, ZerosFrameType(section), sequence_++));
   Account(section, count);
 }
 
@@ -174,14 +167,12 @@ absl::StatusOr<size_t> StreamWriter::SealData(Section section,
     absl::Span<uint8_t> frame =
         buffer.first(kFrameHeaderSize + kZerosPayloadSize);
     PutFixed<uint64_t>(frame.data() + kFrameHeaderSize, payload_size);
-    SealFrame(frame, ZerosFrameType(section), sequence_++);
-    checksum_.AddFrame(SealedChecksum(frame));
+    checksum_.AddFrame(SealFrame(frame, ZerosFrameType(section), sequence_++));
     Account(section, payload_size);
     return frame.size();
   }
   absl::Span<uint8_t> frame = buffer.first(kFrameHeaderSize + payload_size);
-  SealFrame(frame, DataFrameType(section), sequence_++);
-  checksum_.AddFrame(SealedChecksum(frame));
+  checksum_.AddFrame(SealFrame(frame, DataFrameType(section), sequence_++));
   Account(section, payload_size);
   return frame.size();
 }
