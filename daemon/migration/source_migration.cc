@@ -4,7 +4,6 @@
 #include <exception>
 #include <map>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -253,24 +252,12 @@ absl::Status SourceMigration::Migrate() {
   tracker_->Publish(
       [](v1::Migration& m) { m.set_phase(v1::MIGRATION_PHASE_PREPARING); },
       EventInfo(absl::StrCat("preparing destination ", spec_.destination)));
-  // The executor starts a worker thread per device, which takes a while
-  // for a large group (about 0.2 ms a thread on a small VM: 12 ms for 64
-  // devices). It is built beside the Prepare call and the stream opens,
-  // which mostly wait for the destination. Until the first wave it only
-  // exists: a failure before then drops it unused, as if it never was.
-  std::unique_ptr<TransitionExecutor> executor;
-  std::thread build;
-  try {
-    build = std::thread([&] { executor = MakeExecutor(); });
-  } catch (const std::system_error&) {
-    executor = MakeExecutor();
-  }
-  absl::Status ready = PrepareDestination();
-  if (ready.ok()) ready = OpenStreams();
-  if (ready.ok()) ready = CheckContinue();
-  if (build.joinable()) build.join();
-  if (!ready.ok()) return ready;
-  executor_ = std::move(executor);
+  if (absl::Status s = PrepareDestination(); !s.ok()) return s;
+  if (absl::Status s = OpenStreams(); !s.ok()) return s;
+  if (absl::Status s = CheckContinue(); !s.ok()) return s;
+  // Its device workers run on threads the daemon started in advance
+  // (WorkerThreads()), so building it here costs no thread start-up.
+  executor_ = MakeExecutor();
 
   const std::vector<Wave>& waves = spec_.plan.source;
   // stop-after-copy only closes the source's save sessions: nothing on the
