@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <map>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/migration/migration_tracker.h"
 #include "daemon/proto_convert.h"
@@ -266,17 +268,60 @@ void DestinationMigration::OnStreamProgress(size_t device,
 void DestinationMigration::OnStreamEnded(size_t device,
                                          const stream::StreamTotals& totals,
                                          uint64_t frames) {
-  absl::MutexLock lock(&mu_);
-  DeviceRecord& d = devices_[device];
-  d.received = totals;
-  d.frames = frames;
-  if (d.stream == StreamState::kOpen) d.stream = StreamState::kEnded;
-  last_activity_ = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    DeviceRecord& d = devices_[device];
+    d.received = totals;
+    d.frames = frames;
+    if (d.stream == StreamState::kOpen) d.stream = StreamState::kEnded;
+    last_activity_ = absl::Now();
+    spdlog::info(
+        "destination {}: device {}: stream ended: {} frames, {} pre-copy and "
+        "{} stop-copy bytes",
+        settings_.id, d.target.target_device_id, frames, totals.pre_copy_bytes,
+        totals.stop_copy_bytes);
+    if (stage_ != Stage::kReceiving || abort_requested_ ||
+        preload_ != PreloadState::kNone) {
+      return;
+    }
+    for (const DeviceRecord& r : devices_) {
+      if (r.stream != StreamState::kEnded) return;
+    }
+    preload_ = PreloadState::kQueued;
+  }
+  try {
+    WorkerThreads().Run([self = shared_from_this()] { self->Preload(); });
+  } catch (const std::system_error& e) {
+    // Load runs the wave instead.
+    spdlog::warn("destination {}: no thread to load early: {}", settings_.id,
+                 e.what());
+    absl::MutexLock lock(&mu_);
+    preload_ = PreloadState::kNone;
+  }
+}
+
+void DestinationMigration::Preload() {
+  absl::MutexLock op(&op_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (preload_ != PreloadState::kQueued) return;
+    if (stage_ != Stage::kReceiving || abort_requested_) {
+      // Load or an abort got here first; Load runs the wave itself.
+      preload_ = PreloadState::kNone;
+      return;
+    }
+    load_started_ = true;
+    for (DeviceRecord& d : devices_) d.session.reset();
+  }
+  snapshot_hold_ = journal_->HoldSnapshots(kDowntimeSnapshotHold);
   spdlog::info(
-      "destination {}: device {}: stream ended: {} frames, {} pre-copy and "
-      "{} stop-copy bytes",
-      settings_.id, d.target.target_device_id, frames, totals.pre_copy_bytes,
-      totals.stop_copy_bytes);
+      "destination {}: every stream ended: loading the devices before the "
+      "source asks",
+      settings_.id);
+  absl::Status status = RunWaves({WavePhase::kResumeStop});
+  absl::MutexLock lock(&mu_);
+  preload_ = PreloadState::kDone;
+  preload_status_ = std::move(status);
 }
 
 void DestinationMigration::OnStreamFailed(size_t device,
@@ -350,17 +395,27 @@ absl::Status DestinationMigration::LoadLocked() {
     stage_ = Stage::kLoading;
     load_started_ = true;
   }
+  if (!snapshot_hold_.active()) {
+    snapshot_hold_ = journal_->HoldSnapshots(kDowntimeSnapshotHold);
+  }
   spdlog::info("destination {}: load", settings_.id);
   absl::Status status;
   if (!pending.empty()) {
     status = absl::FailedPreconditionError(absl::StrCat(
         "load before every stream ended: ", absl::StrJoin(pending, ", ")));
   } else {
+    bool preloaded;
     {
       absl::MutexLock lock(&mu_);
-      for (DeviceRecord& d : devices_) d.session.reset();
+      preloaded = preload_ == PreloadState::kDone;
+      if (preloaded) {
+        status = preload_status_;
+      } else {
+        // A Preload still queued finds the stage moved on and does nothing.
+        for (DeviceRecord& d : devices_) d.session.reset();
+      }
     }
-    status = RunWaves({WavePhase::kResumeStop});
+    if (!preloaded) status = RunWaves({WavePhase::kResumeStop});
   }
   if (status.ok() && settings_.switchover != nullptr) {
     // The last moment a workload that cannot start here can still fail the
@@ -831,6 +886,8 @@ void DestinationMigration::Finish() {
     outcome = outcome_;
   }
   journal_->Finish(ToProto());
+  // After the final record, which replaced any snapshot still queued.
+  snapshot_hold_.Release();
   Metrics().MigrationFinished(MetricsRole::kDestination, OutcomeLabel(outcome));
   if (on_finished_) on_finished_(settings_.id);
 }

@@ -2,8 +2,9 @@
 //
 // Life (daemon/migration/PROTOCOL.md): Prepare() runs the destination
 // waves up to RESUMING and keeps each device's resume data session; one
-// IncomingStream per device then writes the device's state into it; Load()
-// runs RESUMING -> STOP and records, durably, that the destination holds
+// IncomingStream per device then writes the device's state into it; the
+// last stream's END starts RESUMING -> STOP (Preload), and Load() waits for
+// it (or runs it) and records, durably, that the destination holds
 // the state (in doubt from then on: no orphan timeout, and a restart keeps
 // waiting); Commit() records the commit and runs STOP -> RUNNING_P2P ->
 // RUNNING, never rolling back after that record; Abort() rolls every
@@ -183,8 +184,15 @@ class DestinationMigration
   // Runs the waves of `phases`, in plan order. Keeps resume sessions.
   absl::Status RunWaves(const std::vector<WavePhase>& phases)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
-  // Load's work: RESUMING -> STOP and the kLoaded record; rolls back and
-  // finishes on failure. OK when already loaded.
+  // Once every stream has ended, RESUMING -> STOP runs at once on a pool
+  // thread instead of when Load comes: Load follows the last END by the
+  // source's bookkeeping and a round trip, all inside the downtime. The
+  // kLoaded record and CheckStart stay with Load, so a source that never
+  // asks still meets the orphan timeout, and a failure here is reported to
+  // Load (or rolled back by the orphan timeout or an Abort).
+  void Preload();
+  // Load's work: RESUMING -> STOP (unless Preload did it) and the kLoaded
+  // record; rolls back and finishes on failure. OK when already loaded.
   absl::Status LoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
   // After the kCommitted record: every device to RUNNING (the planned
   // waves when `planned`, then, for whatever they left, the executor's
@@ -222,6 +230,8 @@ class DestinationMigration
   absl::Mutex op_mu_;
   std::unique_ptr<TransitionExecutor> executor_ ABSL_GUARDED_BY(op_mu_);
   Lease lease_ ABSL_GUARDED_BY(op_mu_);
+  // From the start of loading to Finish: the downtime window.
+  Journal::SnapshotHold snapshot_hold_ ABSL_GUARDED_BY(op_mu_);
 
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(op_mu_);
   Stage stage_ ABSL_GUARDED_BY(mu_) = Stage::kPreparing;
@@ -243,6 +253,10 @@ class DestinationMigration
   std::string abort_reason_ ABSL_GUARDED_BY(mu_);
   // RESUMING -> STOP began: a device in STOP may hold received state.
   bool load_started_ ABSL_GUARDED_BY(mu_) = false;
+  enum class PreloadState { kNone, kQueued, kDone };
+  PreloadState preload_ ABSL_GUARDED_BY(mu_) = PreloadState::kNone;
+  // Preload's outcome, for Load.
+  absl::Status preload_status_ ABSL_GUARDED_BY(mu_);
   // The commit is recorded: nothing rolls back any more.
   bool committed_ ABSL_GUARDED_BY(mu_) = false;
   // Continued by Recover() after a restart.

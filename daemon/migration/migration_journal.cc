@@ -43,6 +43,11 @@ void MigrationJournal::Finish(const v1::Migration& record) {
       stage_durability_);
 }
 
+Journal::SnapshotHold MigrationJournal::HoldSnapshots(absl::Duration max) {
+  if (journal_ == nullptr) return {};
+  return journal_->HoldSnapshots(max);
+}
+
 JournalEntry MigrationJournal::entry() const {
   absl::MutexLock lock(&mu_);
   return entry_;

@@ -27,6 +27,12 @@
 
 namespace vfiomig {
 
+// How long a side's downtime window may hold snapshots back (see
+// Journal::HoldSnapshots): windows are tens of milliseconds; one that runs
+// for seconds (a large stop-copy, a slow arc, a peer retried) lets progress
+// records through again after this.
+inline constexpr absl::Duration kDowntimeSnapshotHold = absl::Seconds(1);
+
 class MigrationJournal {
  public:
   MigrationJournal(Journal* journal, JournalEntry initial,
@@ -53,6 +59,9 @@ class MigrationJournal {
   // migration is over either way; the next start-up would recover it
   // again from its last stage, which is safe).
   void Finish(const v1::Migration& record);
+
+  // Journal::HoldSnapshots; an empty hold without a journal.
+  Journal::SnapshotHold HoldSnapshots(absl::Duration max);
 
   JournalEntry entry() const;
 

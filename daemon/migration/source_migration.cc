@@ -7,6 +7,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -218,6 +219,7 @@ void SourceMigration::Run() {
       spec_.policy == DeadlinePolicy::kSla ? "sla" : "mandatory",
       absl::ToInt64Milliseconds(spec_.deadlines.drain),
       absl::ToInt64Milliseconds(spec_.deadlines.arc));
+  absl::Cleanup release_snapshots = [this] { snapshot_hold_.Release(); };
   if (spec_.recover_from.has_value()) {
     Recover();
     return;
@@ -273,6 +275,9 @@ absl::Status SourceMigration::Migrate() {
       if (absl::Status s = Switchover(wave); !s.ok()) return s;
       switched = true;
       observer_->EnterDowntime();
+      if (spec_.journal != nullptr) {
+        snapshot_hold_ = spec_.journal->HoldSnapshots(kDowntimeSnapshotHold);
+      }
     }
     if (absl::Status s = CheckContinue(); !s.ok()) return s;
     if (absl::Status s = RunWave(i); !s.ok()) return s;

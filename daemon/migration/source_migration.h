@@ -280,6 +280,8 @@ class SourceMigration {
   uint64_t precopy_bytes_ = 0;
   absl::Duration measured_wave_time_ = absl::ZeroDuration();
   int measured_waves_ = 0;
+  // From the switchover to the end of Run (migration thread only).
+  Journal::SnapshotHold snapshot_hold_;
   absl::Time downtime_start_ = absl::InfinitePast();
   absl::Time commit_done_ = absl::InfinitePast();
 };

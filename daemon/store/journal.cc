@@ -199,14 +199,46 @@ std::optional<JournalEntry> Journal::TakeQueued() {
   return entry;
 }
 
+Journal::SnapshotHold& Journal::SnapshotHold::operator=(
+    SnapshotHold&& other) noexcept {
+  if (this != &other) {
+    Release();
+    journal_ = std::exchange(other.journal_, nullptr);
+    until_ = other.until_;
+  }
+  return *this;
+}
+
+void Journal::SnapshotHold::Release() {
+  if (journal_ == nullptr) return;
+  absl::MutexLock lock(&journal_->queue_mu_);
+  // Holds with the same end are interchangeable: erase any one of them.
+  journal_->holds_.erase(journal_->holds_.find(until_));
+  journal_ = nullptr;
+}
+
+Journal::SnapshotHold Journal::HoldSnapshots(absl::Duration max) {
+  const absl::Time until = absl::Now() + max;
+  absl::MutexLock lock(&queue_mu_);
+  holds_.insert(until);
+  return SnapshotHold(this, until);
+}
+
 void Journal::WriterLoop() {
+  // Time alone can end a hold, so the wait also ends when the last one
+  // expires and looks again.
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-    return stopping_ || !queued_.empty();
+    return stopping_ || (!queued_.empty() &&
+                         (holds_.empty() || *holds_.rbegin() <= absl::Now()));
   };
   for (;;) {
     {
       absl::MutexLock lock(&queue_mu_);
-      queue_mu_.Await(absl::Condition(&ready));
+      while (!ready()) {
+        queue_mu_.AwaitWithDeadline(
+            absl::Condition(&ready),
+            holds_.empty() ? absl::InfiniteFuture() : *holds_.rbegin());
+      }
       if (stopping_) return;  // The destructor flushes.
     }
     absl::MutexLock lock(&mu_);

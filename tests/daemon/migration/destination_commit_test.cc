@@ -82,6 +82,38 @@ TEST_F(DestinationCommitTest, HappyPath) {
   EXPECT_EQ(Record("m-happy").running_side(), "destination");
 }
 
+// The last END starts RESUMING -> STOP at once, so that Load, which comes
+// after the source's bookkeeping and a round trip, finds it done or under
+// way. Nothing is recorded or answered before Load: an Abort still rolls
+// back, resetting the loaded devices.
+TEST_F(DestinationCommitTest, LoadsWhenEveryStreamEndedAndAbortStillResets) {
+  SavedStream gpu, nic;
+  PrepareTwo("m-preload", &gpu, &nic);
+  ASSERT_TRUE(Stream("m-preload", "dgpu0", gpu.frames).ok());
+  // One stream is not every stream.
+  EXPECT_EQ(TargetState("dgpu0"), DeviceState::RESUMING);
+  ASSERT_TRUE(Stream("m-preload", "dnic0", nic.frames).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((TargetState("dgpu0") != DeviceState::STOP ||
+          TargetState("dnic0") != DeviceState::STOP) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_EQ(TargetState("dgpu0"), DeviceState::STOP);
+  EXPECT_EQ(TargetState("dnic0"), DeviceState::STOP);
+  EXPECT_EQ(TargetDigest("dgpu0"), gpu.digest);
+  EXPECT_EQ(Record("m-preload").outcome(), v1::MIGRATION_OUTCOME_IN_PROGRESS);
+
+  v1::AbortResponse response;
+  ASSERT_TRUE(Abort("m-preload", &response).ok());
+  for (const v1::DeviceStatus& d : response.devices()) {
+    EXPECT_EQ(d.state(), v1::DEVICE_STATE_RUNNING) << d.device_id();
+    EXPECT_TRUE(d.was_reset()) << d.device_id();
+  }
+  ExpectTargetsUntouched();
+  EXPECT_EQ(Record("m-preload").outcome(), v1::MIGRATION_OUTCOME_CANCELLED);
+}
+
 TEST_F(DestinationCommitTest, CommitBeforeStreamsEndedRollsBack) {
   SavedStream gpu, nic;
   PrepareTwo("m-early", &gpu, &nic);

@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "daemon/store/sqlite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -127,6 +129,72 @@ TEST(JournalTest, QueuedEntriesAreWrittenWhenTheJournalCloses) {
   }
   auto journal = Journal::Open(tmp.path()).value();
   EXPECT_EQ(journal->Unfinished().value().size(), 20u);
+}
+
+// Polls Unfinished() until `id` is there; false after `timeout`.
+bool AwaitWritten(Journal& journal, const std::string& id,
+                  absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  do {
+    absl::StatusOr<std::vector<JournalEntry>> entries = journal.Unfinished();
+    if (!entries.ok()) return false;
+    for (const JournalEntry& e : *entries) {
+      if (e.record.id() == id) return true;
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  } while (absl::Now() < deadline);
+  return false;
+}
+
+TEST(JournalTest, HeldSnapshotsWaitForTheRelease) {
+  TempDir tmp;
+  auto journal = Journal::Open(tmp.path()).value();
+  Journal::SnapshotHold hold = journal->HoldSnapshots(absl::Seconds(60));
+  EXPECT_TRUE(hold.active());
+  // A second, shorter hold ends first: the longer one still holds.
+  Journal::SnapshotHold shorter = journal->HoldSnapshots(absl::Seconds(60));
+  JournalEntry e = Entry(JournalRole::kSource, "m1", JournalStage::kStarted, 1);
+  for (auto phase : {v1::MIGRATION_PHASE_PRE_COPY, v1::MIGRATION_PHASE_QUIESCE,
+                     v1::MIGRATION_PHASE_STOP_COPY}) {
+    e.record.set_phase(phase);
+    journal->WriteLater(e);
+  }
+  shorter.Release();
+  EXPECT_FALSE(shorter.active());
+  EXPECT_FALSE(AwaitWritten(*journal, "m1", absl::Milliseconds(200)));
+  // Write is not held back.
+  ASSERT_TRUE(
+      journal
+          ->Write(Entry(JournalRole::kSource, "m2", JournalStage::kStarted, 2),
+                  Durability::kRelaxed)
+          .ok());
+  EXPECT_TRUE(AwaitWritten(*journal, "m2", absl::Seconds(0)));
+  EXPECT_FALSE(AwaitWritten(*journal, "m1", absl::Seconds(0)));
+  // Moved, it still holds; released, the newest queued snapshot lands.
+  Journal::SnapshotHold moved = std::move(hold);
+  EXPECT_FALSE(hold.active());
+  EXPECT_FALSE(AwaitWritten(*journal, "m1", absl::Milliseconds(50)));
+  moved.Release();
+  ASSERT_TRUE(AwaitWritten(*journal, "m1", absl::Seconds(10)));
+  absl::StatusOr<std::vector<JournalEntry>> entries = journal->Unfinished();
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  for (const JournalEntry& w : *entries) {
+    if (w.record.id() == "m1") {
+      EXPECT_EQ(w.record.phase(), v1::MIGRATION_PHASE_STOP_COPY);
+    }
+  }
+}
+
+TEST(JournalTest, ASnapshotHoldExpires) {
+  TempDir tmp;
+  auto journal = Journal::Open(tmp.path()).value();
+  const absl::Time start = absl::Now();
+  Journal::SnapshotHold hold = journal->HoldSnapshots(absl::Milliseconds(300));
+  journal->WriteLater(
+      Entry(JournalRole::kDestination, "m1", JournalStage::kLoaded, 1));
+  ASSERT_TRUE(AwaitWritten(*journal, "m1", absl::Seconds(10)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_TRUE(hold.active());  // expired, not released: releasing is safe
 }
 
 TEST(JournalTest, RolesAreSeparateRowsForOneId) {
