@@ -260,16 +260,33 @@ void Journal::WriteQueued(const JournalEntry& entry) {
   }
 }
 
+absl::StatusOr<SqliteStatement*> Journal::Cached(
+    std::optional<SqliteStatement>& slot, std::string_view sql) {
+  if (!slot.has_value()) {
+    absl::StatusOr<SqliteStatement> prepared = db_->Prepare(sql);
+    if (!prepared.ok()) return prepared.status();
+    slot.emplace(*std::move(prepared));
+  }
+  return &*slot;
+}
+
+absl::Status Journal::Run(std::optional<SqliteStatement>& slot,
+                          std::string_view sql) {
+  absl::StatusOr<SqliteStatement*> statement = Cached(slot, sql);
+  if (!statement.ok()) return statement.status();
+  return (*statement)->Run();
+}
+
 absl::Status Journal::WriteTransaction(const JournalEntry& entry,
                                        Durability durability) {
   if (absl::Status s = SetSync(durability); !s.ok()) return s;
-  if (absl::Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  if (absl::Status s = Run(begin_, "BEGIN IMMEDIATE"); !s.ok()) return s;
   absl::Status s = WriteLocked(entry);
   if (s.ok() && entry.stage == JournalStage::kDone &&
       entry.pending == PeerVerdict::kNone) {
     s = PruneLocked(entry.role);
   }
-  if (s.ok()) s = db_->Exec("COMMIT");
+  if (s.ok()) s = Run(commit_, "COMMIT");
   if (!s.ok()) {
     // Leaves the row as it was: the caller did not get its record.
     (void)db_->Exec("ROLLBACK");
@@ -280,7 +297,7 @@ absl::Status Journal::WriteTransaction(const JournalEntry& entry,
 absl::Status Journal::WriteLocked(const JournalEntry& entry) {
   const v1::Migration& m = entry.record;
   const std::string role(JournalRoleName(entry.role));
-  absl::StatusOr<SqliteStatement> upsert = db_->Prepare(R"sql(
+  absl::StatusOr<SqliteStatement*> upsert = Cached(upsert_, R"sql(
 INSERT INTO migrations (role, id, stage, pending, peer, phase, outcome,
     switchover, workload_paused, started_unix_ms, updated_unix_ms,
     finished_unix_ms, record, workload)
@@ -290,41 +307,45 @@ INSERT INTO migrations (role, id, stage, pending, peer, phase, outcome,
     started_unix_ms = ?10, updated_unix_ms = ?11, finished_unix_ms = ?12,
     record = ?13, workload = ?14)sql");
   if (!upsert.ok()) return upsert.status();
-  upsert->BindText(1, role);
-  upsert->BindText(2, m.id());
-  upsert->BindText(3, JournalStageName(entry.stage));
-  upsert->BindText(4, PeerVerdictName(entry.pending));
-  upsert->BindText(5, m.peer());
-  upsert->BindText(6, v1::MigrationPhase_Name(m.phase()));
-  upsert->BindText(7, v1::MigrationOutcome_Name(m.outcome()));
-  upsert->BindText(8, entry.switchover);
-  upsert->BindInt(9, entry.workload_paused ? 1 : 0);
-  upsert->BindInt(10, m.started_unix_ms());
-  upsert->BindInt(11, absl::ToUnixMillis(absl::Now()));
-  upsert->BindInt(12, m.finished_unix_ms());
-  upsert->BindBlob(13, m.SerializeAsString());
-  upsert->BindBlob(14, entry.workload.SerializeAsString());
-  if (absl::Status s = upsert->Run(); !s.ok()) return s;
+  SqliteStatement& row = **upsert;
+  row.BindText(1, role);
+  row.BindText(2, m.id());
+  row.BindText(3, JournalStageName(entry.stage));
+  row.BindText(4, PeerVerdictName(entry.pending));
+  row.BindText(5, m.peer());
+  row.BindText(6, v1::MigrationPhase_Name(m.phase()));
+  row.BindText(7, v1::MigrationOutcome_Name(m.outcome()));
+  row.BindText(8, entry.switchover);
+  row.BindInt(9, entry.workload_paused ? 1 : 0);
+  row.BindInt(10, m.started_unix_ms());
+  row.BindInt(11, absl::ToUnixMillis(absl::Now()));
+  row.BindInt(12, m.finished_unix_ms());
+  row.BindBlob(13, m.SerializeAsString());
+  row.BindBlob(14, entry.workload.SerializeAsString());
+  if (absl::Status s = row.Run(); !s.ok()) return s;
 
-  absl::StatusOr<SqliteStatement> clear =
-      db_->Prepare("DELETE FROM devices WHERE role = ?1 AND migration_id = ?2");
+  absl::StatusOr<SqliteStatement*> clear =
+      Cached(clear_devices_,
+             "DELETE FROM devices WHERE role = ?1 AND migration_id = ?2");
   if (!clear.ok()) return clear.status();
-  clear->BindText(1, role);
-  clear->BindText(2, m.id());
-  if (absl::Status s = clear->Run(); !s.ok()) return s;
-  absl::StatusOr<SqliteStatement> insert = db_->Prepare(
+  (*clear)->BindText(1, role);
+  (*clear)->BindText(2, m.id());
+  if (absl::Status s = (*clear)->Run(); !s.ok()) return s;
+  absl::StatusOr<SqliteStatement*> insert = Cached(
+      insert_device_,
       "INSERT INTO devices (role, migration_id, position, source_device_id, "
       "target_device_id, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   if (!insert.ok()) return insert.status();
+  SqliteStatement& device = **insert;
   for (int i = 0; i < m.devices_size(); ++i) {
     const v1::MigrationDevice& d = m.devices(i);
-    insert->BindText(1, role);
-    insert->BindText(2, m.id());
-    insert->BindInt(3, i);
-    insert->BindText(4, d.source_device_id());
-    insert->BindText(5, d.target_device_id());
-    insert->BindText(6, d.state_name().empty() ? "UNKNOWN" : d.state_name());
-    if (absl::Status s = insert->Run(); !s.ok()) return s;
+    device.BindText(1, role);
+    device.BindText(2, m.id());
+    device.BindInt(3, i);
+    device.BindText(4, d.source_device_id());
+    device.BindText(5, d.target_device_id());
+    device.BindText(6, d.state_name().empty() ? "UNKNOWN" : d.state_name());
+    if (absl::Status s = device.Run(); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

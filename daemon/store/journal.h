@@ -178,6 +178,14 @@ class Journal {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteLocked(const JournalEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The statement in `slot`, prepared from `sql` on first use and kept:
+  // preparing is most of the CPU time of a write otherwise.
+  absl::StatusOr<SqliteStatement*> Cached(std::optional<SqliteStatement>& slot,
+                                          std::string_view sql)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs the cached statement (no rows).
+  absl::Status Run(std::optional<SqliteStatement>& slot, std::string_view sql)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The oldest-keyed queued entry, removed from the queue; none if empty.
   std::optional<JournalEntry> TakeQueued() ABSL_LOCKS_EXCLUDED(queue_mu_);
   // A relaxed write of a queued entry; a failure is logged.
@@ -194,6 +202,12 @@ class Journal {
   const JournalOptions options_;
   // The synchronous mode last set; -1 before the first write.
   int sync_ ABSL_GUARDED_BY(mu_) = -1;
+  // A write's statements (Cached), finalised before db_ closes.
+  std::optional<SqliteStatement> begin_ ABSL_GUARDED_BY(mu_);
+  std::optional<SqliteStatement> commit_ ABSL_GUARDED_BY(mu_);
+  std::optional<SqliteStatement> upsert_ ABSL_GUARDED_BY(mu_);
+  std::optional<SqliteStatement> clear_devices_ ABSL_GUARDED_BY(mu_);
+  std::optional<SqliteStatement> insert_device_ ABSL_GUARDED_BY(mu_);
 
   // WriteLater's queue. Lock order: mu_, then queue_mu_; the writer takes
   // an entry and writes it under one hold of mu_, so a Write that drops a
