@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
 #include "daemon/datachannel/sender.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/migration/device_identity.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/proto_convert.h"
@@ -263,11 +264,14 @@ absl::Status SourceMigration::Migrate() {
 
   const std::vector<Wave>& waves = spec_.plan.source;
   // stop-after-copy only closes the source's save sessions: nothing on the
-  // destination waits for it, so Load goes out first and the two waits
-  // overlap (they are both inside the downtime window).
+  // destination waits for it, so it starts as soon as the stop-copy data is
+  // sent, and the destination's stream summaries and Load are awaited
+  // beside it (all three waits are inside the downtime window).
   const bool tidy_last =
       !waves.empty() && waves.back().phase == WavePhase::kStopAfterCopy;
   const size_t before_load = tidy_last ? waves.size() - 1 : waves.size();
+  // The stop-copy wave whose summaries Load waits for, if any (1-based).
+  int unconfirmed_wave = 0;
   bool switched = false;
   for (size_t i = 0; i < before_load; ++i) {
     const int wave = static_cast<int>(i) + 1;
@@ -286,7 +290,12 @@ absl::Status SourceMigration::Migrate() {
     if (waves[i].phase == WavePhase::kPreCopy) {
       if (absl::Status s = RunPrecopy(wave); !s.ok()) return s;
     } else if (waves[i].phase == WavePhase::kStopCopy) {
-      if (absl::Status s = StreamStopCopy(wave); !s.ok()) return s;
+      const bool last = tidy_last && i + 1 == before_load;
+      if (absl::Status s = last ? PumpStopCopy(wave) : StreamStopCopy(wave);
+          !s.ok()) {
+        return s;
+      }
+      if (last) unconfirmed_wave = wave;
     }
   }
 
@@ -297,13 +306,51 @@ absl::Status SourceMigration::Migrate() {
     for (const auto& d : devices_) d->session.reset();
     return CheckLoaded(SendLoad(*peer));
   }
+  // Off this thread, in order: the summaries of the stop-copy streams, then
+  // Load if they all came. Calls only: the tracker and the devices stay
+  // with this thread, which closes the save sessions meanwhile.
+  const std::vector<DeviceRun*> all = AllDevices();
+  std::vector<absl::Status> summaries(all.size());
+  absl::Time confirmed;
   absl::StatusOr<v1::LoadResponse> loaded =
       absl::UnavailableError("Load was not sent");
-  // The call only: the tracker and the devices stay with this thread.
-  std::thread load([&] { loaded = SendLoad(*peer); });
+  auto confirm_and_load = [&] {
+    if (unconfirmed_wave != 0) {
+      summaries = CollectSummaries(all);
+      confirmed = absl::Now();
+    }
+    for (const absl::Status& s : summaries) {
+      if (!s.ok()) return;
+    }
+    loaded = SendLoad(*peer);
+  };
+  // A Mutex, not a Notification: ThreadSanitizer sees its ordering.
+  absl::Mutex side_mu;
+  bool side_done = false;
+  bool beside = true;
+  try {
+    WorkerThreads().Run([&] {
+      confirm_and_load();
+      absl::MutexLock lock(&side_mu);
+      side_done = true;
+    });
+  } catch (const std::exception& e) {
+    spdlog::warn("migration {}: no thread for Load ({}): loading first",
+                 spec_.id, e.what());
+    beside = false;
+    confirm_and_load();
+  }
   absl::Status tidied = RunWave(waves.size() - 1);
-  load.join();
+  if (beside) {
+    absl::MutexLock lock(&side_mu);
+    side_mu.Await(absl::Condition(&side_done));
+  }
   for (const auto& d : devices_) d->session.reset();
+  if (unconfirmed_wave != 0) {
+    streaming_time_ += confirmed - stop_copy_start_;
+    if (absl::Status s = FirstCause(all, summaries); !s.ok()) return s;
+    ReportStopCopy(unconfirmed_wave, confirmed);
+  }
   // A failed stop-after-copy still fails the migration (the destination,
   // loaded or not, gets the Abort): the source's devices must be where the
   // plan says before it gives them up.

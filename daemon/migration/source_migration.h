@@ -212,7 +212,15 @@ class SourceMigration {
   // source_streaming.cc
   absl::Status RunPrecopy(int wave);
   absl::Status Switchover(int wave);
+  // PumpStopCopy, AwaitSummaries, ReportStopCopy.
   absl::Status StreamStopCopy(int wave);
+  // Every device's stop-copy data and END; the destination's summaries
+  // are the caller's to await.
+  absl::Status PumpStopCopy(int wave);
+  // Logs and publishes what the stop-copy phase sent, the last summary
+  // having come at `end`.
+  void ReportStopCopy(int wave, absl::Time end);
+  std::vector<DeviceRun*> AllDevices() const;
   // Runs `fn` for every device of `devices`, on up to kMaxStreamingThreads
   // threads that take the devices in order; the first failure stops the
   // others. The failing device's own error wins over the errors the others
@@ -222,6 +230,10 @@ class SourceMigration {
   // Waits for the summary of every stream that sent END (SendEnd); the
   // first real failure names the device, as in ForEachDevice.
   absl::Status AwaitSummaries(const std::vector<DeviceRun*>& devices);
+  // The same, one result per device, for FirstCause. Thread-safe (it
+  // touches only the streams): Migrate runs it beside a wave.
+  std::vector<absl::Status> CollectSummaries(
+      const std::vector<DeviceRun*>& devices);
   // The first failure that is not a consequence of the stop (Aborted,
   // Cancelled) names its device; OK when every result is.
   absl::Status FirstCause(const std::vector<DeviceRun*>& devices,
@@ -276,6 +288,9 @@ class SourceMigration {
   std::string failed_arc_;
   std::atomic<uint64_t> bytes_sent_{0};
   absl::Duration streaming_time_ = absl::ZeroDuration();
+  // When the stop-copy pumps started, and bytes_sent_ then.
+  absl::Time stop_copy_start_;
+  uint64_t stop_copy_before_ = 0;
   absl::Duration precopy_time_ = absl::ZeroDuration();
   uint64_t precopy_bytes_ = 0;
   absl::Duration measured_wave_time_ = absl::ZeroDuration();

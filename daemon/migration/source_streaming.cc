@@ -108,6 +108,11 @@ absl::Status SourceMigration::ForEachDevice(
 
 absl::Status SourceMigration::AwaitSummaries(
     const std::vector<DeviceRun*>& devices) {
+  return FirstCause(devices, CollectSummaries(devices));
+}
+
+std::vector<absl::Status> SourceMigration::CollectSummaries(
+    const std::vector<DeviceRun*>& devices) {
   std::vector<absl::Status> results(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
     DeviceRun& d = *devices[i];
@@ -123,7 +128,7 @@ absl::Status SourceMigration::AwaitSummaries(
         spec_.id, d.id, d.target, summary->frames(), summary->pre_copy_bytes(),
         summary->stop_copy_bytes());
   }
-  return FirstCause(devices, results);
+  return results;
 }
 
 // The device that failed first reports its own error; the others only saw
@@ -372,14 +377,30 @@ absl::Status SourceMigration::Switchover(int wave) {
 }
 
 absl::Status SourceMigration::StreamStopCopy(int wave) {
+  absl::Status status = PumpStopCopy(wave);
+  if (status.ok()) status = AwaitSummaries(AllDevices());
+  const absl::Time end = absl::Now();
+  streaming_time_ += end - stop_copy_start_;
+  if (!status.ok()) return status;
+  ReportStopCopy(wave, end);
+  return absl::OkStatus();
+}
+
+std::vector<SourceMigration::DeviceRun*> SourceMigration::AllDevices() const {
   std::vector<DeviceRun*> all;
-  for (const auto& d : devices_) {
+  all.reserve(devices_.size());
+  for (const auto& d : devices_) all.push_back(d.get());
+  return all;
+}
+
+absl::Status SourceMigration::PumpStopCopy(int wave) {
+  const std::vector<DeviceRun*> all = AllDevices();
+  for (DeviceRun* d : all) {
     if (d->session == nullptr) {
       failed_device_ = d->id;
       return absl::InternalError(
           absl::StrCat(d->id, ": no save session after the stop-copy wave"));
     }
-    all.push_back(d.get());
   }
   PublishTotals();
   const std::string phase(WavePhaseName(WavePhase::kStopCopy));
@@ -387,9 +408,9 @@ absl::Status SourceMigration::StreamStopCopy(int wave) {
                     EventInfo(absl::StrCat("streaming stop-copy data of ",
                                            all.size(), " devices"),
                               wave, phase));
-  const uint64_t before = bytes_sent_.load();
-  const absl::Time start = absl::Now();
-  absl::Status status = ForEachDevice(all, [&](DeviceRun& d) -> absl::Status {
+  stop_copy_before_ = bytes_sent_.load();
+  stop_copy_start_ = absl::Now();
+  return ForEachDevice(all, [&](DeviceRun& d) -> absl::Status {
     absl::StatusOr<PumpResult> result = d.stream->Pump(
         *d.session, stream::Section::kStopCopy,
         std::numeric_limits<uint64_t>::max(), stop_,
@@ -397,13 +418,12 @@ absl::Status SourceMigration::StreamStopCopy(int wave) {
     if (!result.ok()) return result.status();
     return d.stream->SendEnd();
   });
-  // The destination's confirmations, once every stream has ended: their
-  // round trips overlap instead of holding up the next device's data.
-  if (status.ok()) status = AwaitSummaries(all);
-  const absl::Duration elapsed = absl::Now() - start;
-  streaming_time_ += elapsed;
-  if (!status.ok()) return status;
-  const uint64_t bytes = bytes_sent_.load() - before;
+}
+
+void SourceMigration::ReportStopCopy(int wave, absl::Time end) {
+  const std::string phase(WavePhaseName(WavePhase::kStopCopy));
+  const uint64_t bytes = bytes_sent_.load() - stop_copy_before_;
+  const absl::Duration elapsed = end - stop_copy_start_;
   const std::string message = absl::StrFormat(
       "stop-copy streamed: %s in %d ms (%.0f MiB/s)", FormatMiB(bytes),
       absl::ToInt64Milliseconds(elapsed), Rate(bytes, elapsed) / kMiB);
@@ -423,7 +443,6 @@ absl::Status SourceMigration::StreamStopCopy(int wave) {
         m.set_bytes_total(bytes_sent_.load());
       },
       EventInfo(message, wave, phase));
-  return absl::OkStatus();
 }
 
 }  // namespace vfiomig
