@@ -519,16 +519,21 @@ void DestinationMigration::CompleteCommit(bool planned) {
   } else {
     status = absl::UnavailableError("resuming after a restart");
   }
-  std::vector<std::string> ids;
+  std::vector<std::pair<std::string, std::shared_ptr<Device>>> devices;
   {
     absl::MutexLock lock(&mu_);
     for (const DeviceRecord& d : devices_) {
-      ids.push_back(d.target.target_device_id);
+      devices.emplace_back(d.target.target_device_id, d.target.device);
     }
   }
-  auto all_running = [&]() -> absl::Status {
-    for (const std::string& id : ids) {
-      absl::StatusOr<DeviceState> state = executor_->GetState(id);
+  // Asks each device (GET). After waves that succeeded every call has
+  // returned, so the device itself answers, without a round trip through
+  // its worker thread; otherwise a call may still be in flight, and the
+  // worker answers after it.
+  auto all_running = [&](bool idle) -> absl::Status {
+    for (const auto& [id, device] : devices) {
+      absl::StatusOr<DeviceState> state =
+          idle ? device->GetState() : executor_->GetState(id);
       if (!state.ok() || *state != DeviceState::RUNNING) {
         return absl::InternalError(
             absl::StrCat("device ", id, " is ",
@@ -537,7 +542,7 @@ void DestinationMigration::CompleteCommit(bool planned) {
     }
     return absl::OkStatus();
   };
-  if (status.ok()) status = all_running();
+  if (status.ok()) status = all_running(/*idle=*/true);
   if (!status.ok()) {
     // After the commit point the only way is forward: the executor's walk
     // to RUNNING is group-ordered (every P2P device RUNNING_P2P before any
@@ -564,7 +569,7 @@ void DestinationMigration::CompleteCommit(bool planned) {
     }
     status = report.status;
   }
-  if (status.ok()) status = all_running();
+  if (status.ok()) status = all_running(/*idle=*/false);
   {
     absl::MutexLock lock(&mu_);
     if (status.ok()) {
@@ -876,8 +881,17 @@ void DestinationMigration::DiscardResumes() {
 void DestinationMigration::Finish() {
   lease_.Release();
   // Every call has returned (Rollback and the commit waves wait for them),
-  // so this only stops the idle workers.
-  executor_.reset();
+  // so this only stops the idle workers: on a pool thread, where it does
+  // not hold up the answer to Commit or Abort (a thread hop per worker).
+  std::shared_ptr<TransitionExecutor> retired = std::move(executor_);
+  try {
+    WorkerThreads().Run(
+        [retired = std::move(retired), self = shared_from_this()]() mutable {
+          retired.reset();
+        });
+  } catch (const std::exception&) {
+    // No thread: the job, never run, has stopped them here.
+  }
   v1::MigrationOutcome outcome;
   {
     absl::MutexLock lock(&mu_);
