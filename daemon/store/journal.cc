@@ -213,7 +213,8 @@ void Journal::SnapshotHold::Release() {
   if (journal_ == nullptr) return;
   absl::MutexLock lock(&journal_->queue_mu_);
   // Holds with the same end are interchangeable: erase any one of them.
-  journal_->holds_.erase(journal_->holds_.find(until_));
+  auto it = journal_->holds_.find(until_);
+  if (it != journal_->holds_.end()) journal_->holds_.erase(it);
   journal_ = nullptr;
 }
 
