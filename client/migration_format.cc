@@ -167,6 +167,7 @@ Json MigrationToJson(const v1::Migration& migration, const PeerStates* peer) {
       {"bytes_sent", migration.bytes_sent()},
       {"bytes_total", migration.bytes_total()},
       {"downtime_ms", migration.downtime_ms()},
+      {"downtime_us", migration.downtime_us()},
       {"predicted_downtime_ms", migration.predicted_downtime_ms()},
       {"throughput_mib_s", migration.throughput_mib_s()},
       {"error", migration.error()},

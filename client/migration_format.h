@@ -48,7 +48,7 @@ std::string MigrationDeviceState(const v1::MigrationDevice& device);
 // drain_timeout_ms, arc_timeout_ms, devices [{device, target, source_state,
 // destination_state, bytes_sent, bytes_total, pre_copy_bytes,
 // stop_copy_bytes, pre_copy_rounds, was_reset, error}], bytes_sent,
-// bytes_total, downtime_ms, predicted_downtime_ms, throughput_mib_s, error,
+// bytes_total, downtime_ms, downtime_us, predicted_downtime_ms, throughput_mib_s, error,
 // failed_device, failed_arc, warnings, started_unix_ms, finished_unix_ms,
 // duration_ms. A state the CLI does not know is left out rather than
 // guessed; `destination_unknown_reason` then says why.

@@ -55,6 +55,8 @@ void SourceMigration::Succeed(const v1::CommitResponse& response) {
         for (const std::string& reset : resets) m.add_warnings(reset);
         m.set_downtime_ms(
             static_cast<uint64_t>(absl::ToInt64Milliseconds(downtime)));
+        m.set_downtime_us(
+            static_cast<uint64_t>(absl::ToInt64Microseconds(downtime)));
         m.set_throughput_mib_s(throughput);
         m.set_bytes_sent(bytes);
         m.set_bytes_total(bytes);

@@ -51,6 +51,7 @@ v1::Migration Succeeded() {
   migration.set_bytes_sent(72 * kMiB);
   migration.set_bytes_total(72 * kMiB);
   migration.set_downtime_ms(120);
+  migration.set_downtime_us(120400);
   migration.set_predicted_downtime_ms(110);
   migration.set_throughput_mib_s(412.5);
   migration.set_started_unix_ms(1700000000000);
@@ -112,6 +113,7 @@ TEST(MigrationToJsonTest, HasTheDocumentedShape) {
                                             "bytes_sent",
                                             "bytes_total",
                                             "downtime_ms",
+                                            "downtime_us",
                                             "predicted_downtime_ms",
                                             "throughput_mib_s",
                                             "error",
@@ -127,6 +129,7 @@ TEST(MigrationToJsonTest, HasTheDocumentedShape) {
   EXPECT_EQ(json["outcome"], "SUCCEEDED");
   EXPECT_EQ(json["phase"], "DONE");
   EXPECT_EQ(json["downtime_ms"], 120);
+  EXPECT_EQ(json["downtime_us"], 120400);
   EXPECT_EQ(json["duration_ms"], 2500);
   EXPECT_DOUBLE_EQ(json["throughput_mib_s"].get<double>(), 412.5);
   EXPECT_EQ(json["devices"][0],

@@ -150,6 +150,9 @@ TEST_F(SourceMigrationTest, MigratesA64MiBGroupWithPrecopy) {
   EXPECT_EQ(m.devices(2).target_device_id(), "nic9");
   EXPECT_GT(m.throughput_mib_s(), 0);
   EXPECT_GT(m.downtime_ms(), 0u);
+  // The same window to the microsecond; downtime_ms truncates it.
+  EXPECT_GE(m.downtime_us(), m.downtime_ms() * 1000);
+  EXPECT_LT(m.downtime_us(), (m.downtime_ms() + 1) * 1000);
   EXPECT_GT(m.predicted_downtime_ms(), 0u);
   EXPECT_GE(m.finished_unix_ms(), m.started_unix_ms());
   std::printf(
