@@ -883,6 +883,8 @@ void DestinationMigration::Finish() {
   // Every call has returned (Rollback and the commit waves wait for them),
   // so this only stops the idle workers: on a pool thread, where it does
   // not hold up the answer to Commit or Abort (a thread hop per worker).
+  // The job keeps this migration alive too: the executor reports to it
+  // (ExecutorObserver) until the last worker is gone.
   std::shared_ptr<TransitionExecutor> retired = std::move(executor_);
   try {
     WorkerThreads().Run(
