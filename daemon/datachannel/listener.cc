@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "daemon/engine/thread_pool.h"
 #include "daemon/stream/format.h"
+#include "daemon/stream/frame_buffer.h"
 #include "spdlog/spdlog.h"
 
 namespace vfiomig::datachannel {
@@ -71,8 +72,8 @@ absl::Status Pump(const Socket& socket, IncomingStream& stream) {
   // Grown to the largest frame seen, never shrunk, and never cleared: a
   // std::string resized up for each frame would zero every payload byte
   // before recv overwrote it (a pass over all device data for nothing).
-  std::unique_ptr<uint8_t[]> buffer;
-  size_t capacity = 0;
+  // Aligned so that verifying the checksum runs at full speed.
+  stream::FrameBuffer buffer;
   uint8_t header[stream::kFrameHeaderSize];
   for (;;) {
     absl::Status s = RecvAll(socket, absl::MakeSpan(header));
@@ -89,20 +90,15 @@ absl::Status Pump(const Socket& socket, IncomingStream& stream) {
       return stream.Consume(std::string_view(
           reinterpret_cast<const char*>(header), sizeof(header)));
     }
-    const size_t size = stream::kFrameHeaderSize + length;
-    if (size > capacity) {
-      buffer.reset(new uint8_t[size]);
-      capacity = size;
-    }
-    std::memcpy(buffer.get(), header, sizeof(header));
-    s = RecvAll(socket, absl::MakeSpan(buffer.get() + stream::kFrameHeaderSize,
-                                       length));
+    absl::Span<uint8_t> frame = buffer.Frame(stream::kFrameHeaderSize + length);
+    std::memcpy(frame.data(), header, sizeof(header));
+    s = RecvAll(socket, frame.subspan(stream::kFrameHeaderSize));
     if (!s.ok()) {
       return stream.Cancel(
           absl::StrCat("the data connection broke (", s.message(), ")"));
     }
-    s = stream.Consume(
-        std::string_view(reinterpret_cast<const char*>(buffer.get()), size));
+    s = stream.Consume(std::string_view(
+        reinterpret_cast<const char*>(frame.data()), frame.size()));
     if (!s.ok()) return s;
   }
 }

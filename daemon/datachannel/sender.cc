@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/datachannel/socket.h"
+#include "daemon/stream/frame_buffer.h"
 
 namespace vfiomig::datachannel {
 namespace {
@@ -35,21 +36,15 @@ class DataConnection final : public FrameTransport {
   explicit DataConnection(Socket socket) : socket_(std::move(socket)) {}
 
   absl::Span<uint8_t> Buffer(size_t size) override {
-    // Every frame is written whole, so a larger buffer neither keeps the
-    // old bytes nor zeroes the new ones (a vector's resize did both: 1.3%
-    // of the sender's CPU while the frames grew to full size).
-    if (capacity_ < size) {
-      buffer_ = std::make_unique_for_overwrite<uint8_t[]>(size);
-      capacity_ = size;
-    }
-    return absl::MakeSpan(buffer_.get(), size);
+    frame_ = buffer_.Frame(size);
+    return frame_;
   }
 
   absl::Status Send(size_t length) override {
     // The destination speaks before the end only to say why it stopped.
     if (Readable(socket_)) return Refused();
     absl::Status s =
-        SendAll(socket_, absl::MakeConstSpan(buffer_.get(), length));
+        SendAll(socket_, absl::MakeConstSpan(frame_.data(), length));
     if (!s.ok()) return cancelled_.load() ? Cancelled() : Refused(s);
     return absl::OkStatus();
   }
@@ -96,8 +91,9 @@ class DataConnection final : public FrameTransport {
   }
 
   Socket socket_;
-  std::unique_ptr<uint8_t[]> buffer_;
-  size_t capacity_ = 0;
+  // Aligned for the frame checksum; see frame_buffer.h.
+  stream::FrameBuffer buffer_;
+  absl::Span<uint8_t> frame_;
   std::atomic<bool> cancelled_{false};
 };
 
