@@ -13,6 +13,14 @@ Measures (results.json keys):
   migd_gib_s           a vfio-migd migration of those devices between two
                        daemons (bytes / the migration's own duration)
   throughput_ratio     migd / baseline, per pair of runs, median
+  sealed_baseline_gib_s  the baseline again, its chunks sent as vfio-migd's
+                       checksummed data frames (sealed and verified with
+                       the daemon's own code): the ceiling of any
+                       checksummed stream here
+  checksum_ratio       sealed_baseline / baseline: what the frame checksum
+                       alone leaves of the baseline's rate
+  sealed_ratio         migd / sealed_baseline: vfio-migd against that
+                       ceiling (everything but the checksum)
   rss_mib_max          peak RSS (VmHWM) of each daemon during the main run;
                        rss_by_size repeats it at other sizes
   downtime_ms          measured by the source daemon for a pre-copy group
@@ -301,7 +309,8 @@ def measure_throughput(env, total, repeat):
     out = {"baseline": [], "migd": [], "ratio": [], "rss_src": [],
            "rss_dst": [], "raw_tcp": [], "sim_source": [], "sim_sink": [],
            "raw_tcp_cpu": [], "baseline_cpu": [], "migd_cpu": [],
-           "cpu_ratio": []}
+           "cpu_ratio": [], "sealed_baseline": [], "sealed_cpu": [],
+           "checksum_ratio": [], "sealed_ratio": []}
     for i in range(repeat):
         log(f"throughput run {i + 1}/{repeat}: {total / GiB:g} GiB, "
             f"{len(devices)} devices")
@@ -319,6 +328,12 @@ def measure_throughput(env, total, repeat):
         base = b["baseline_gib_s"]
         base_cpu = cpu_per_gib(b["sender_cpu_seconds"],
                                b["receiver_cpu_seconds"], b["bytes"])
+        sb = env.bench("baseline", "--sealed", "--config", src_cfg,
+                       "--dest-config", dst_cfg)
+        sealed = sb["sealed_baseline_gib_s"]
+        out["sealed_cpu"].append(cpu_per_gib(
+            sb["sender_cpu_seconds"], sb["receiver_cpu_seconds"],
+            sb["bytes"]))
         m = migrate(env, devices)
         rate = migration_gib_s(m)
         migd_cpu = cpu_per_gib(m["cpu_seconds"]["source"],
@@ -331,9 +346,13 @@ def measure_throughput(env, total, repeat):
         out["baseline"].append(base)
         out["migd"].append(rate)
         out["ratio"].append(rate / base)
+        out["sealed_baseline"].append(sealed)
+        out["checksum_ratio"].append(sealed / base)
+        out["sealed_ratio"].append(rate / sealed)
         out["rss_src"].append(m["rss_mib"]["source"])
         out["rss_dst"].append(m["rss_mib"]["destination"])
-        log(f"  baseline {base:.2f} GiB/s, vfio-migd {rate:.2f} GiB/s "
+        log(f"  baseline {base:.2f} GiB/s (sealed {sealed:.2f}), "
+            f"vfio-migd {rate:.2f} GiB/s "
             f"(ratio {rate / base:.2f}), RSS {m['rss_mib']['source']:.0f}/"
             f"{m['rss_mib']['destination']:.0f} MiB; CPU s/GiB src/dst: "
             f"baseline {base_cpu['sender']:.2f}/{base_cpu['receiver']:.2f}, "
@@ -457,7 +476,10 @@ def table(results):
     row("migd_gib_s", r["migd"], "GiB/s", ">= 0.5 x raw_tcp",
         t["migd_vs_raw_tcp"])
     row("throughput_ratio", r["ratio"], "", ">= 0.9", t["throughput_ratio"])
-    for key in ("raw_tcp_cpu", "baseline_cpu", "migd_cpu"):
+    row("sealed_baseline_gib_s", r["sealed_baseline"], "GiB/s")
+    row("checksum_ratio (sealed/baseline)", r["checksum_ratio"], "")
+    row("sealed_ratio (migd/sealed)", r["sealed_ratio"], "")
+    for key in ("raw_tcp_cpu", "baseline_cpu", "sealed_cpu", "migd_cpu"):
         for side in ("sender", "receiver"):
             row(f"{key}_s_per_gib {side}", r[key][side], "s/GiB")
     row("cpu_ratio (busier side)", r["cpu_ratio"], "")
@@ -516,9 +538,10 @@ def main():
     try:
         tp = measure_throughput(env, total, repeat)
         for key in ("raw_tcp", "sim_source", "sim_sink", "baseline", "migd",
-                    "ratio", "rss_src", "rss_dst", "cpu_ratio"):
+                    "ratio", "rss_src", "rss_dst", "cpu_ratio",
+                    "sealed_baseline", "checksum_ratio", "sealed_ratio"):
             results[key] = summary(tp[key])
-        for key in ("raw_tcp_cpu", "baseline_cpu", "migd_cpu"):
+        for key in ("raw_tcp_cpu", "baseline_cpu", "sealed_cpu", "migd_cpu"):
             results[key] = {side: summary([x[side] for x in tp[key]])
                             for side in ("sender", "receiver")}
         results["state_gib"] = total / GiB
@@ -574,6 +597,9 @@ def main():
         "overhead_ms_64_devices": r["overhead"]["median"],
         "plan_us_256_devices": r["plan_us"],
         "cpu_ratio": r["cpu_ratio"]["median"],
+        "sealed_baseline_gib_s": r["sealed_baseline"]["median"],
+        "checksum_ratio": r["checksum_ratio"]["median"],
+        "sealed_ratio": r["sealed_ratio"]["median"],
     }
     r.update(flat)
     r["seconds"] = round((datetime.datetime.now(datetime.timezone.utc) -

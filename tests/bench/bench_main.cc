@@ -3,7 +3,7 @@
 // subcommand prints one JSON object on stdout:
 //
 //   vfiomig_bench tcp --bytes N
-//   vfiomig_bench baseline --config SRC.json --dest-config DST.json
+//   vfiomig_bench baseline --config SRC.json --dest-config DST.json [--sealed]
 //   vfiomig_bench sim-source --config SRC.json   (GiB per CPU-second)
 //   vfiomig_bench sim-sink --config SRC.json     (GiB per CPU-second)
 //   vfiomig_bench plan --devices 256 --iterations 200
@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
   baseline->add_option("--config", config, "source sim config")->required();
   baseline->add_option("--dest-config", dest_config, "sink sim config")
       ->required();
+  bool sealed = false;
+  baseline->add_flag("--sealed", sealed,
+                     "send vfio-migd's checksummed data frames instead of "
+                     "length-prefixed chunks");
 
   CLI::App* source = app.add_subcommand("sim-source", "sim save reads only");
   source->add_option("--config", config, "sim config")->required();
@@ -77,9 +81,12 @@ int main(int argc, char** argv) {
         vfiomig::bench::RawTcp(tcp_bytes, pinning);
     Print(Transport(r, "raw_tcp_gib_s"));
   } else if (*baseline) {
-    vfiomig::bench::TransportResult r =
-        vfiomig::bench::Baseline(config, dest_config, pinning);
-    Print(Transport(r, "baseline_gib_s"));
+    vfiomig::bench::TransportResult r = vfiomig::bench::Baseline(
+        config, dest_config,
+        sealed ? vfiomig::bench::BaselineFraming::kSealed
+               : vfiomig::bench::BaselineFraming::kLengthPrefix,
+        pinning);
+    Print(Transport(r, sealed ? "sealed_baseline_gib_s" : "baseline_gib_s"));
   } else if (*source) {
     vfiomig::bench::PinTo(pinning.sender);
     vfiomig::bench::DeviceResult r = vfiomig::bench::SimSource(config);

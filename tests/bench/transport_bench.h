@@ -9,6 +9,11 @@
 //             device of `dest_config` in RESUMING, which then goes to
 //             RUNNING (the sim checks every byte and the digest). What a
 //             migration costs with no daemon, no gRPC and no stream format.
+//             With BaselineFraming::kSealed the chunks travel as
+//             vfio-migd's checksummed data frames instead (sealed by the
+//             sender, verified by the receiver, same code and buffers as
+//             the daemon's data channel): the ceiling of any checksummed
+//             stream on this machine.
 //
 // Both time from the first byte sent to the receiver's acknowledgement that
 // it has everything (devices included), so the receiver's work counts, and
@@ -31,9 +36,12 @@ struct TransportResult {
   double gib_s() const { return GiBps(bytes, seconds); }
 };
 
+enum class BaselineFraming { kLengthPrefix, kSealed };
+
 TransportResult RawTcp(uint64_t bytes, Pinning pinning);
 TransportResult Baseline(const std::string& source_config,
-                         const std::string& dest_config, Pinning pinning);
+                         const std::string& dest_config,
+                         BaselineFraming framing, Pinning pinning);
 
 }  // namespace vfiomig::bench
 
