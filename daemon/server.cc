@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "daemon/engine/thread_name.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -184,8 +185,10 @@ void Server::Shutdown(absl::Duration grace, const std::function<bool()>& busy) {
   } else {
     // grpc::Server::Shutdown blocks until every connection is gone, so it
     // runs aside while this thread watches for the calls to finish.
-    std::thread shutdown(
-        [this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+    std::thread shutdown([this, deadline] {
+      NameThisThread("migd-shutdown");
+      server_->Shutdown(absl::ToChronoTime(deadline));
+    });
     while (busy() && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(10));
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "daemon/engine/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace vfiomig {
@@ -34,7 +35,10 @@ void SystemdNotifier::Ready(const std::string& status) {
     started_ = true;
     spdlog::info("systemd watchdog: every {} ms, probing the daemon first",
                  absl::ToInt64Milliseconds(watchdog_ / 2));
-    thread_ = std::thread([this] { WatchdogLoop(); });
+    thread_ = std::thread([this] {
+      NameThisThread("migd-sd-notify");
+      WatchdogLoop();
+    });
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/engine/thread_pool.h"
 #include "daemon/stream/format.h"
 #include "daemon/stream/frame_buffer.h"
@@ -130,8 +131,10 @@ absl::StatusOr<std::unique_ptr<DataChannelListener>> DataChannelListener::Start(
   std::unique_ptr<DataChannelListener> listener(new DataChannelListener(
       std::move(opener), std::move(sockets), std::move(endpoints)));
   for (size_t i = 0; i < listener->listeners_.size(); ++i) {
-    listener->accept_threads_.emplace_back(
-        [l = listener.get(), i] { l->AcceptLoop(i); });
+    listener->accept_threads_.emplace_back([l = listener.get(), i] {
+      NameThisThread("migd-dc-accept");
+      l->AcceptLoop(i);
+    });
   }
   return listener;
 }
@@ -242,6 +245,7 @@ void DataChannelListener::Serve(Connection* connection) {
   }
   std::unique_ptr<IncomingStream> stream;
   if (status.ok()) {
+    NameThisThread(ThreadName("dc:", hello.target_device_id));
     absl::StatusOr<std::unique_ptr<IncomingStream>> opened =
         opener_(hello.migration_id, hello.target_device_id);
     if (opened.ok()) {

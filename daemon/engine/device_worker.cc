@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/engine/thread_pool.h"
 #include "daemon/metrics/metrics.h"
 
@@ -135,6 +136,7 @@ void DeviceWorker::Post(std::shared_ptr<DeviceCall> call) {
 }
 
 void DeviceWorker::Loop() {
+  NameThisThread(ThreadName("dw:", id_));
   auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
     return stopping_ || !queue_.empty();
   };

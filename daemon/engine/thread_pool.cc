@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "daemon/engine/thread_name.h"
+
 namespace vfiomig {
 
 ThreadPool::~ThreadPool() {
@@ -46,7 +48,11 @@ void ThreadPool::StartLocked(std::function<void()> first) {
 }
 
 void ThreadPool::Loop(std::function<void()> first) {
-  if (first) first();
+  NameThisThread(kIdleName);
+  if (first) {
+    first();
+    NameThisThread(kIdleName);
+  }
   first = nullptr;  // Its captures go now, not when the thread ends.
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || !jobs_.empty();
@@ -64,6 +70,8 @@ void ThreadPool::Loop(std::function<void()> first) {
       jobs_.pop_front();
     }
     job();
+    // A job may have named the thread for what it did.
+    NameThisThread(kIdleName);
   }
 }
 

@@ -39,6 +39,10 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+  // The name of a thread waiting for a job (engine/thread_name.h). A job
+  // may rename its thread; the name goes back when the job returns.
+  static constexpr const char* kIdleName = "migd-pool";
+
   // Runs `job` on an idle thread, or on a new one. Throws std::system_error
   // when a thread is needed and none can be started, as std::thread does.
   void Run(std::function<void()> job);

@@ -21,6 +21,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "daemon/control_service.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/handoff/protocol.h"
 #include "spdlog/spdlog.h"
 
@@ -71,8 +72,8 @@ bool HandoffServer::CallerAllowed(uid_t uid, uid_t daemon_uid,
                                   const std::vector<gid_t>& caller_groups) {
   if (uid == 0 || uid == daemon_uid) return true;
   return socket_group.has_value() &&
-         std::find(caller_groups.begin(), caller_groups.end(),
-                   *socket_group) != caller_groups.end();
+         std::find(caller_groups.begin(), caller_groups.end(), *socket_group) !=
+             caller_groups.end();
 }
 
 absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
@@ -102,8 +103,8 @@ absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
     if (absl::Status s = RestrictSocket(path, access); !s.ok()) {
       ::close(fd);
       ::unlink(path.c_str());
-      return absl::FailedPreconditionError(absl::StrCat(
-          "hand-off socket ", path.native(), ": ", s.message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("hand-off socket ", path.native(), ": ", s.message()));
     }
   }
   if (bound != 0 || ::listen(fd, 16) != 0) {
@@ -124,7 +125,10 @@ absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
   }
   std::unique_ptr<HandoffServer> server(
       new HandoffServer(path, inventory, access, fd, stop, *id));
-  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  server->thread_ = std::thread([s = server.get()] {
+    NameThisThread("migd-handoff");
+    s->Serve();
+  });
   return server;
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "daemon/engine/thread_name.h"
 #include "httplib.h"
 #include "spdlog/spdlog.h"
 
@@ -56,6 +57,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
                               v6 ? "]" : "", ":", port, "/metrics");
   auto exited = std::make_shared<std::atomic<bool>>(false);
   server->thread_ = std::thread([&http, exited] {
+    NameThisThread("migd-metrics");
     if (!http.listen_after_bind()) {
       spdlog::error("metrics: the HTTP listener stopped unexpectedly");
     }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/engine/thread_pool.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/migration/migration_tracker.h"
@@ -290,7 +291,10 @@ void DestinationMigration::OnStreamEnded(size_t device,
     preload_ = PreloadState::kQueued;
   }
   try {
-    WorkerThreads().Run([self = shared_from_this()] { self->Preload(); });
+    WorkerThreads().Run([self = shared_from_this()] {
+      NameThisThread("migd-preload");
+      self->Preload();
+    });
   } catch (const std::system_error& e) {
     // Load runs the wave instead.
     spdlog::warn("destination {}: no thread to load early: {}", settings_.id,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/core/planner.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/migration/destination_migration.h"
 #include "daemon/migration/destination_request.h"
 #include "daemon/migration/switchover.h"
@@ -86,7 +87,10 @@ DestinationRegistry::DestinationRegistry(const Inventory* inventory,
                                          DeviceLeases* leases,
                                          DestinationOptions options)
     : inventory_(inventory), leases_(leases), options_(std::move(options)) {
-  watchdog_ = std::thread([this] { WatchdogLoop(); });
+  watchdog_ = std::thread([this] {
+    NameThisThread("migd-watchdog");
+    WatchdogLoop();
+  });
 }
 
 DestinationRegistry::~DestinationRegistry() {
@@ -390,6 +394,7 @@ absl::Status DestinationRegistry::Recover(const JournalEntry& entry) {
   absl::MutexLock lock(&mu_);
   live_[id] = migration;
   recoveries_.emplace_back([migration, stage = entry.stage, record] {
+    NameThisThread("migd-recover");
     migration->Recover(stage, record);
   });
   return absl::OkStatus();

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
 #include "daemon/datachannel/sender.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/engine/thread_pool.h"
 #include "daemon/migration/device_identity.h"
 #include "daemon/migration/source_internal.h"
@@ -147,7 +148,10 @@ SourceMigration::~SourceMigration() {
 }
 
 void SourceMigration::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("migd-migrate");
+    Run();
+  });
 }
 
 void SourceMigration::Shutdown() {
@@ -330,6 +334,7 @@ absl::Status SourceMigration::Migrate() {
   bool beside = true;
   try {
     WorkerThreads().Run([&] {
+      NameThisThread("migd-load");
       confirm_and_load();
       absl::MutexLock lock(&side_mu);
       side_done = true;

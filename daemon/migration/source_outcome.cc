@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/migration/source_migration.h"
 #include "daemon/proto_convert.h"
@@ -155,6 +156,7 @@ void SourceMigration::Fail(const absl::Status& cause) {
   }
   if (prepare_sent_ && peer != nullptr) {
     abort_thread = std::thread([&] {
+      NameThisThread("migd-abort");
       abort_result = peer->Abort(spec_.id, error, spec_.peer_timeout);
     });
   }

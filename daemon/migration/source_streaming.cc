@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "daemon/crash_point.h"
+#include "daemon/engine/thread_name.h"
 #include "daemon/engine/thread_pool.h"
 #include "daemon/migration/source_internal.h"
 #include "daemon/migration/source_migration.h"
@@ -64,6 +65,7 @@ absl::Status SourceMigration::ForEachDevice(
             absl::StrCat(devices[i]->id, ": stopped before it started"));
         continue;
       }
+      NameThisThread(ThreadName("st:", devices[i]->id));
       results[i] = fn(*devices[i]);
       if (!results[i].ok()) StopStreams();
     }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "daemon/engine/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace vfiomig {
@@ -182,7 +183,10 @@ void Journal::WriteLater(JournalEntry entry) {
   queued_.insert_or_assign(std::move(key), std::move(entry));
   if (!writer_.joinable()) {
     try {
-      writer_ = std::thread([this] { WriterLoop(); });
+      writer_ = std::thread([this] {
+        NameThisThread("migd-journal");
+        WriterLoop();
+      });
     } catch (const std::system_error& e) {
       // No thread: written by the next Flush, or the destructor.
       spdlog::warn("journal: no writer thread ({}); snapshots wait", e.what());
